@@ -1,0 +1,1 @@
+"""The generation engine: diffusers in, images out. Knows nothing about Gradio or HTTP."""

@@ -1,0 +1,189 @@
+"""GenerationParams: the one description of a generation that the UI, the API and the engine share.
+
+Built by field name at every entry point; `validate()` checks everything before any heavy work and
+raises ValueError with a message naming the field, the rule and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from PIL import Image
+
+from sdui.engine import samplers
+
+
+class Mode(str, Enum):
+    TXT2IMG = "txt2img"
+    IMG2IMG = "img2img"
+    INPAINT = "inpaint"
+    OUTPAINT = "outpaint"
+
+
+class MaskedContent(str, Enum):
+    """What the masked area starts from (A1111's "Masked content"; API `inpainting_fill` 0-3)."""
+
+    FILL = "fill"
+    ORIGINAL = "original"
+    LATENT_NOISE = "latent noise"
+    LATENT_NOTHING = "latent nothing"
+
+
+class ResizeMode(str, Enum):
+    """How an init image is fitted to width x height (A1111's names; API `resize_mode` 0-2)."""
+
+    JUST_RESIZE = "Just resize"
+    CROP_AND_RESIZE = "Crop and resize"
+    RESIZE_AND_FILL = "Resize and fill"
+
+
+class OutpaintFill(str, Enum):
+    """How the new canvas area is pre-filled before it is generated."""
+
+    EDGE = "edge"
+    BLUR = "blur"
+    NOISE = "noise"
+
+
+SIZE_MIN, SIZE_MAX = 64, 2048
+STEPS_MAX = 150
+BATCH_SIZE_MAX = 8
+BATCH_COUNT_MAX = 100
+SEED_MAX = 2**32 - 1
+
+
+@dataclass
+class GenerationParams:
+    """Every knob of one generation request, with AUTOMATIC1111's defaults."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    checkpoint: str | None = None  # catalog title or name; None = the manager's default
+    mode: Mode = Mode.TXT2IMG
+    sampler: str = "Euler a"
+    schedule: str = "Automatic"
+    steps: int = 20
+    cfg_scale: float = 7.0
+    width: int = 512
+    height: int = 512
+    seed: int = -1
+    subseed: int = -1
+    subseed_strength: float = 0.0
+    batch_size: int = 1
+    batch_count: int = 1
+    clip_skip: int = 1
+    # img2img / inpaint / outpaint
+    init_image: Image.Image | None = field(default=None, repr=False)
+    resize_mode: ResizeMode = ResizeMode.JUST_RESIZE
+    denoising_strength: float = 0.75
+    # inpaint (white = repaint) and outpaint
+    mask: Image.Image | None = field(default=None, repr=False)
+    mask_blur: int = 4
+    mask_invert: bool = False
+    masked_content: MaskedContent = MaskedContent.ORIGINAL
+    inpaint_full_res: bool = False  # "Only masked"
+    inpaint_full_res_padding: int = 32
+    outpaint_left: int = 0
+    outpaint_right: int = 0
+    outpaint_up: int = 0
+    outpaint_down: int = 0
+    outpaint_fill: OutpaintFill = OutpaintFill.EDGE
+
+    def __post_init__(self) -> None:
+        # Accept the enums' string values from JSON / widgets.
+        for name, enum in (("mode", Mode), ("masked_content", MaskedContent),
+                           ("resize_mode", ResizeMode), ("outpaint_fill", OutpaintFill)):
+            value = getattr(self, name)
+            if not isinstance(value, enum):
+                try:
+                    setattr(self, name, enum(value))
+                except ValueError:
+                    allowed = ", ".join(repr(m.value) for m in enum)
+                    raise ValueError(f"{name} must be one of {allowed}; got {value!r}") from None
+
+    def replace(self, **changes: Any) -> GenerationParams:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def total_images(self) -> int:
+        return self.batch_size * self.batch_count
+
+    @property
+    def outpaint_extents(self) -> tuple[int, int, int, int]:
+        return (self.outpaint_left, self.outpaint_right, self.outpaint_up, self.outpaint_down)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first invalid field; return None when all is well."""
+        _check_type(self)
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value % 8 or not SIZE_MIN <= value <= SIZE_MAX:
+                raise ValueError(f"{name} must be a multiple of 8 between {SIZE_MIN} and {SIZE_MAX}; got {value}")
+        if not 1 <= self.steps <= STEPS_MAX:
+            raise ValueError(f"steps must be between 1 and {STEPS_MAX}; got {self.steps}")
+        if not 1.0 <= self.cfg_scale <= 30.0:
+            raise ValueError(f"cfg_scale must be between 1 and 30; got {self.cfg_scale}")
+        if not 1 <= self.batch_size <= BATCH_SIZE_MAX:
+            raise ValueError(f"batch_size must be between 1 and {BATCH_SIZE_MAX}; got {self.batch_size}")
+        if not 1 <= self.batch_count <= BATCH_COUNT_MAX:
+            raise ValueError(f"batch_count must be between 1 and {BATCH_COUNT_MAX}; got {self.batch_count}")
+        for name in ("seed", "subseed"):
+            value = getattr(self, name)
+            if not -1 <= value <= SEED_MAX:
+                raise ValueError(f"{name} must be -1 (random) or between 0 and {SEED_MAX}; got {value}")
+        if not 0.0 <= self.subseed_strength <= 1.0:
+            raise ValueError(f"subseed_strength must be between 0 and 1; got {self.subseed_strength}")
+        if not 1 <= self.clip_skip <= 12:
+            raise ValueError(f"clip_skip must be between 1 and 12; got {self.clip_skip}")
+        samplers.resolve(self.sampler, self.schedule)
+        if self.mode is Mode.TXT2IMG:
+            return
+        if self.init_image is None:
+            raise ValueError(f"init_image is required for {self.mode.value}: upload an image first")
+        if not 0.0 <= self.denoising_strength <= 1.0:
+            raise ValueError(f"denoising_strength must be between 0 and 1; got {self.denoising_strength}")
+        if not 0 <= self.mask_blur <= 64:
+            raise ValueError(f"mask_blur must be between 0 and 64; got {self.mask_blur}")
+        if self.mode is Mode.INPAINT:
+            if self.mask is None:
+                raise ValueError("mask is required for inpaint: paint over the area to change")
+            if not 0 <= self.inpaint_full_res_padding <= 256:
+                raise ValueError(
+                    f"inpaint_full_res_padding must be between 0 and 256; got {self.inpaint_full_res_padding}")
+        if self.mode is Mode.OUTPAINT:
+            for side, value in zip(("left", "right", "up", "down"), self.outpaint_extents):
+                if value < 0 or value % 8:
+                    raise ValueError(f"outpaint_{side} must be a non-negative multiple of 8; got {value}")
+            if not any(self.outpaint_extents):
+                raise ValueError("outpaint needs at least one side to grow: set outpaint_left/right/up/down")
+            grown_w = self.init_image.width + self.outpaint_left + self.outpaint_right
+            grown_h = self.init_image.height + self.outpaint_up + self.outpaint_down
+            if grown_w > SIZE_MAX or grown_h > SIZE_MAX:
+                raise ValueError(f"outpainted size must be at most {SIZE_MAX}x{SIZE_MAX}; got {grown_w}x{grown_h}")
+
+
+_INT_FIELDS = ("steps", "width", "height", "seed", "subseed", "batch_size", "batch_count", "clip_skip",
+               "mask_blur", "inpaint_full_res_padding", "outpaint_left", "outpaint_right", "outpaint_up",
+               "outpaint_down")
+_FLOAT_FIELDS = ("cfg_scale", "subseed_strength", "denoising_strength")
+
+
+def _check_type(p: GenerationParams) -> None:
+    for name in _INT_FIELDS:
+        value = getattr(p, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be a whole number; got {value!r}")
+    for name in _FLOAT_FIELDS:
+        value = getattr(p, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise ValueError(f"{name} must be a number; got {value!r}")
+    for name in ("prompt", "negative_prompt"):
+        if not isinstance(getattr(p, name), str):
+            raise ValueError(f"{name} must be text; got {type(getattr(p, name)).__name__}")
+    for name in ("init_image", "mask"):
+        value = getattr(p, name)
+        if value is not None and not isinstance(value, Image.Image):
+            raise ValueError(f"{name} must be an image; got {type(value).__name__}")
