@@ -1,0 +1,247 @@
+"""A1111 request fields -> GenerationParams (by field name), and a Result -> A1111's response shape.
+
+Also the base64 image codec of the API. Refusals are ApiError naming the A1111 field and the reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import os
+import re
+from datetime import datetime
+from typing import Any, Protocol
+
+from PIL import Image, PngImagePlugin
+
+import sdui
+from sdui.api.errors import ApiError
+from sdui.api.models import Img2ImgRequest, ImageResponse, ProcessingRequest, Txt2ImgRequest
+from sdui.engine import samplers
+from sdui.engine.result import Result
+from sdui.models.errors import ModelNotFound
+from sdui.params import GenerationParams, MaskedContent, Mode, ResizeMode
+
+# GenerationParams names -> the A1111 field a client sent, for error messages.
+_API_NAMES = {"batch_count": "n_iter", "sampler": "sampler_name", "schedule": "scheduler",
+              "init_image": "init_images", "mask_invert": "inpainting_mask_invert",
+              "masked_content": "inpainting_fill", "clip_skip": "CLIP_stop_at_last_layers"}
+_FILLS = (MaskedContent.FILL, MaskedContent.ORIGINAL, MaskedContent.LATENT_NOISE, MaskedContent.LATENT_NOTHING)
+_RESIZE_MODES = (ResizeMode.JUST_RESIZE, ResizeMode.CROP_AND_RESIZE, ResizeMode.RESIZE_AND_FILL)
+# A1111's scheduler ids ("karras", "sgm_uniform") next to the labels ("Karras", "SGM Uniform").
+SCHEDULER_IDS = {label.lower().replace(" ", "_"): label for label in samplers.SCHEDULES}
+_DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)
+
+
+class CatalogLike(Protocol):
+    def find(self, name_or_title: str) -> Any: ...
+
+
+def decode_image(data: Any, field: str, max_bytes: int) -> Image.Image:
+    """Decode a base64 image (a `data:` URL prefix is fine); ApiError 400/413 when it is not one."""
+    if not isinstance(data, str) or not data.strip():
+        raise ApiError(400, f"{field} must be a base64-encoded image; got {type(data).__name__} {data!r:.40}", field)
+    text = data.strip()
+    if text.lower().startswith(("http://", "https://")):
+        raise ApiError(400, f"{field}: sdui does not fetch URLs; send the image itself as base64", field)
+    text = "".join(_DATA_URL.sub("", text).split())
+    if len(text) * 3 // 4 > max_bytes:
+        raise ApiError(413, f"{field} is larger than the {max_bytes // 2**20} MB limit (--max-file-size-mb)", field)
+    text += "=" * (-len(text) % 4)
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ApiError(400, f"{field} is not valid base64: {e}", field) from None
+    try:
+        image = Image.open(io.BytesIO(raw))
+        image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ApiError(400, f"{field} is not an image Pillow can read ({len(raw)} bytes): {e}", field) from None
+    return image
+
+
+def encode_png(image: Image.Image, infotext: str | None) -> str:
+    """Base64 PNG with the infotext in its `parameters` text chunk, as A1111 sends it."""
+    meta = PngImagePlugin.PngInfo()
+    if infotext:
+        meta.add_text("parameters", infotext)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", pnginfo=meta)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def check_supported(req: ProcessingRequest) -> None:
+    """Refuse (400) what a request asks for that sdui does not do yet; the defaults pass."""
+    asked = []
+    if getattr(req, "enable_hr", False):
+        asked.append(("enable_hr", "hires fix"))
+    if req.script_name:
+        asked.append(("script_name", f"scripts ({req.script_name!r})"))
+    if req.alwayson_scripts:
+        asked.append(("alwayson_scripts", f"always-on scripts ({', '.join(map(str, req.alwayson_scripts))})"))
+    if req.restore_faces:
+        asked.append(("restore_faces", "face restoration"))
+    if req.tiling:
+        asked.append(("tiling", "tiling"))
+    if req.styles:
+        asked.append(("styles", "prompt styles"))
+    if req.refiner_checkpoint:
+        asked.append(("refiner_checkpoint", "a refiner model"))
+    if req.firstpass_image:
+        asked.append(("firstpass_image", "a first-pass image"))
+    if (req.seed_resize_from_w or 0) > 0 or (req.seed_resize_from_h or 0) > 0:
+        asked.append(("seed_resize_from_w", "seed resize"))
+    if isinstance(req, Img2ImgRequest):
+        if req.latent_mask:
+            asked.append(("latent_mask", "a separate latent mask"))
+        if req.initial_noise_multiplier not in (None, 1, 1.0):
+            asked.append(("initial_noise_multiplier", "a noise multiplier other than 1"))
+        if req.init_images and len(req.init_images) > 1:
+            asked.append(("init_images", f"several init images ({len(req.init_images)}; send one)"))
+    if asked:
+        field, what = asked[0]
+        raise ApiError(400, f"{field}: {what} is not supported yet by sdui", field)
+
+
+def resolve_checkpoint(name: Any, catalog: CatalogLike, field: str) -> str:
+    """A checkpoint name or title from the client -> the catalog's title; 400 for paths, 404 if unknown."""
+    if not isinstance(name, str) or not name.strip():
+        raise ApiError(400, f"{field} must be a checkpoint title or name from /sdapi/v1/sd-models; got {name!r}", field)
+    name = name.strip()
+    if ".." in name.replace("\\", "/").split("/") or os.path.isabs(name) or "/" in name or "\\" in name:
+        raise ApiError(400, f"{field} must be a checkpoint title or name, not a path; got {name!r}", field)
+    try:
+        return catalog.find(name).title
+    except ModelNotFound as e:
+        raise ApiError(404, f"{field}: no checkpoint {name!r} ({e}); see /sdapi/v1/sd-models", field) from None
+
+
+def _sampler(req: ProcessingRequest) -> tuple[str, str]:
+    name = req.sampler_name or req.sampler_index or "Euler"
+    schedule = req.scheduler or "Automatic"
+    schedule = SCHEDULER_IDS.get(schedule.strip().lower(), schedule)
+    try:
+        spec, schedule = samplers.resolve(name, schedule)
+    except ValueError as e:
+        field = "sampler_name" if str(e).startswith("sampler") else "scheduler"
+        raise ApiError(400, f"{field}: {e}", field) from None
+    return spec.name, schedule
+
+
+def _common(req: ProcessingRequest, catalog: CatalogLike, checkpoint: str | None, clip_skip: int) -> dict[str, Any]:
+    overrides = req.override_settings or {}
+    if overrides.get("sd_model_checkpoint") is not None:
+        checkpoint = resolve_checkpoint(overrides["sd_model_checkpoint"], catalog,
+                                        "override_settings.sd_model_checkpoint")
+    if overrides.get("CLIP_stop_at_last_layers") is not None:
+        clip_skip = overrides["CLIP_stop_at_last_layers"]
+    sampler, schedule = _sampler(req)
+    return dict(prompt=req.prompt or "", negative_prompt=req.negative_prompt or "", checkpoint=checkpoint,
+                sampler=sampler, schedule=schedule, steps=req.steps, cfg_scale=req.cfg_scale, width=req.width,
+                height=req.height, seed=req.seed, subseed=req.subseed, subseed_strength=req.subseed_strength,
+                batch_size=req.batch_size, batch_count=req.n_iter, clip_skip=clip_skip)
+
+
+def validate(params: GenerationParams) -> GenerationParams:
+    """params.validate(), with the A1111 field name in the ApiError (400)."""
+    try:
+        params.validate()
+    except ValueError as e:
+        name, _, rest = str(e).partition(" ")
+        field = _API_NAMES.get(name, name)
+        raise ApiError(400, f"{field} {rest}" if rest else str(e), field) from None
+    return params
+
+
+def txt2img_params(req: Txt2ImgRequest, catalog: CatalogLike, *, checkpoint: str | None = None,
+                   clip_skip: int = 1) -> GenerationParams:
+    """A validated txt2img GenerationParams from an A1111 txt2img request."""
+    check_supported(req)
+    return validate(GenerationParams(mode=Mode.TXT2IMG, **_common(req, catalog, checkpoint, clip_skip)))
+
+
+def _choice(value: int, options: tuple, field: str, names: str) -> Any:
+    if isinstance(value, bool) or not 0 <= value < len(options):
+        raise ApiError(400, f"{field} must be {names}; got {value!r}", field)
+    return options[value]
+
+
+def _mask_image(image: Image.Image) -> Image.Image:
+    # A1111: an RGBA mask with real transparency means "alpha is the mask"; otherwise its brightness.
+    if image.mode == "RGBA" and image.getextrema()[3] != (255, 255):
+        return image.getchannel("A")
+    return image.convert("L")
+
+
+def img2img_params(req: Img2ImgRequest, catalog: CatalogLike, *, checkpoint: str | None = None,
+                   clip_skip: int = 1, max_bytes: int = 50 * 2**20) -> GenerationParams:
+    """A validated img2img (or, with `mask`, inpaint) GenerationParams from an A1111 img2img request."""
+    check_supported(req)
+    if not req.init_images:
+        raise ApiError(400, "init_images must hold one base64 image for img2img; got none", "init_images")
+    fields = _common(req, catalog, checkpoint, clip_skip)
+    init = decode_image(req.init_images[0], "init_images[0]", max_bytes).convert("RGB")
+    mask = None
+    if req.mask:
+        mask = _mask_image(decode_image(req.mask, "mask", max_bytes))
+        if mask.size != init.size:
+            mask = mask.resize(init.size, Image.Resampling.NEAREST)
+    blur = req.mask_blur if req.mask_blur is not None else max(req.mask_blur_x, req.mask_blur_y)
+    params = GenerationParams(
+        mode=Mode.INPAINT if mask is not None else Mode.IMG2IMG, init_image=init, mask=mask,
+        denoising_strength=0.75 if req.denoising_strength is None else req.denoising_strength,
+        resize_mode=_choice(req.resize_mode, _RESIZE_MODES, "resize_mode",
+                            "0 (just resize), 1 (crop and resize) or 2 (resize and fill)"),
+        masked_content=_choice(req.inpainting_fill, _FILLS, "inpainting_fill",
+                               "0 (fill), 1 (original), 2 (latent noise) or 3 (latent nothing)"),
+        mask_invert=bool(_choice(req.inpainting_mask_invert, (0, 1), "inpainting_mask_invert", "0 or 1")),
+        mask_blur=blur, inpaint_full_res=req.inpaint_full_res,
+        inpaint_full_res_padding=req.inpaint_full_res_padding, **fields)
+    return validate(params)
+
+
+def model_name(title: str) -> str:
+    """A1111's model name from a catalog title: "name.safetensors [hash]" -> "name"."""
+    name = re.sub(r"\s*\[[0-9a-fA-F]*\]$", "", title or "")
+    return re.sub(r"\.(safetensors|ckpt|pt|bin|pth)$", "", name, flags=re.IGNORECASE)
+
+
+def info_json(req: ProcessingRequest, result: Result, job_timestamp: datetime) -> str:
+    """The `info` JSON string A1111 returns (Processed.js()), from what actually ran."""
+    p = result.params
+    n = len(result.images)
+    seeds = result.seeds or [p.seed]
+    subseeds = result.subseeds or [p.subseed]
+    info = {
+        "prompt": p.prompt, "all_prompts": [p.prompt] * n,
+        "negative_prompt": p.negative_prompt, "all_negative_prompts": [p.negative_prompt] * n,
+        "seed": seeds[0], "all_seeds": list(seeds), "subseed": subseeds[0], "all_subseeds": list(subseeds),
+        "subseed_strength": p.subseed_strength, "width": p.width, "height": p.height,
+        "sampler_name": p.sampler, "scheduler": p.schedule, "cfg_scale": p.cfg_scale, "steps": p.steps,
+        "batch_size": p.batch_size, "restore_faces": False, "face_restoration_model": None,
+        "sd_model_name": model_name(result.model_title), "sd_model_hash": result.model_hash or None,
+        "sd_vae_name": None, "sd_vae_hash": None,
+        "seed_resize_from_w": -1, "seed_resize_from_h": -1,
+        "denoising_strength": p.denoising_strength if p.mode is not Mode.TXT2IMG else None,
+        "extra_generation_params": {}, "index_of_first_image": 0, "infotexts": list(result.infotexts),
+        "styles": [], "job_timestamp": job_timestamp.strftime("%Y%m%d%H%M%S"), "clip_skip": p.clip_skip,
+        "is_using_inpainting_conditioning": False, "version": f"sdui {sdui.__version__}",
+        "interrupted": result.interrupted,
+    }
+    return json.dumps(info)
+
+
+def build_response(req: ProcessingRequest, result: Result, job_timestamp: datetime) -> ImageResponse:
+    """A1111's {"images", "parameters", "info"} for a finished job."""
+    images = []
+    if req.send_images:
+        texts = list(result.infotexts) + [None] * (len(result.images) - len(result.infotexts))
+        images = [encode_png(image, text) for image, text in zip(result.images, texts)]
+    parameters = req.model_dump()
+    if isinstance(req, Img2ImgRequest) and not req.include_init_images:
+        parameters["init_images"] = None
+        parameters["mask"] = None
+    parameters.pop("include_init_images", None)
+    return ImageResponse(images=images, parameters=parameters, info=info_json(req, result, job_timestamp))
