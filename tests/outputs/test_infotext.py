@@ -1,0 +1,248 @@
+"""Infotext: exact A1111 layout, parsing A1111's styles, and the format -> parse -> params round trip."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from sdui import __version__
+from sdui.engine import samplers
+from sdui.outputs.infotext import MAX_INFOTEXT_CHARS, format_infotext, params_from_infotext, parse_infotext, quote
+from sdui.params import GenerationParams, MaskedContent, Mode, OutpaintFill
+from tests.outputs.a1111_fixtures import FIXTURES
+
+VERSION = f"Version: sdui {__version__}"
+
+
+def _format(params: GenerationParams, **kw) -> str:
+    args = {"seed": 123, "subseed": 456, "model_name": "v1-5-pruned", "model_hash": "6ce0161689"} | kw
+    return format_infotext(params, **args)
+
+
+def test_txt2img_layout_is_a1111s():
+    p = GenerationParams(prompt="a cat, sitting", negative_prompt="ugly", sampler="DPM++ 2M", schedule="Karras",
+                         steps=20, cfg_scale=7.0, width=512, height=768, denoising_strength=0.5, mask_blur=8)
+    assert _format(p) == (
+        "a cat, sitting\nNegative prompt: ugly\n"
+        "Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 123, Size: 512x768, "
+        f"Model hash: 6ce0161689, Model: v1-5-pruned, RNG: CPU, {VERSION}")
+
+
+def test_automatic_schedule_is_written_and_empty_values_left_out():
+    p = GenerationParams(prompt="x", cfg_scale=7.5)
+    text = _format(p, model_hash="", model_name="")
+    assert text == f"x\nSteps: 20, Sampler: Euler a, Schedule type: Automatic, CFG scale: 7.5, Seed: 123, " \
+                   f"Size: 512x512, RNG: CPU, {VERSION}"
+
+
+def test_img2img_has_denoising_but_no_mask_keys():
+    p = GenerationParams(prompt="x", mode=Mode.IMG2IMG, denoising_strength=0.6, mask_blur=8, inpaint_full_res=True,
+                         clip_skip=2, subseed_strength=0.25)
+    line = _format(p).split("\n")[-1]
+    assert ("Seed: 123, Size: 512x512, Model hash: 6ce0161689, Model: v1-5-pruned, Variation seed: 456, "
+            "Variation seed strength: 0.25, Denoising strength: 0.6, Clip skip: 2, RNG: CPU") in line
+    assert "Mask blur" not in line and "Inpaint area" not in line
+
+
+def test_inpaint_keys_in_order():
+    p = GenerationParams(prompt="x", mode=Mode.INPAINT, denoising_strength=0.75, mask_blur=4, inpaint_full_res=True,
+                         inpaint_full_res_padding=48, masked_content=MaskedContent.LATENT_NOISE, mask_invert=True)
+    assert _format(p).endswith(
+        "Denoising strength: 0.75, Mask blur: 4, Inpaint area: Only masked, Masked area padding: 48, "
+        f"Masked content: latent noise, Mask mode: Inpaint not masked, RNG: CPU, {VERSION}")
+
+
+def test_inpaint_defaults_write_only_what_a1111_writes():
+    p = GenerationParams(prompt="x", mode=Mode.INPAINT, mask_blur=0)
+    line = _format(p).split("\n")[-1]
+    assert "Denoising strength: 0.75" in line
+    for key in ("Mask blur", "Inpaint area", "Masked area padding", "Masked content", "Mask mode", "Outpaint"):
+        assert key not in line
+
+
+def test_outpaint_extents_and_fill():
+    p = GenerationParams(prompt="x", mode=Mode.OUTPAINT, outpaint_left=64, outpaint_down=32,
+                         outpaint_fill=OutpaintFill.BLUR)
+    line = _format(p).split("\n")[-1]
+    assert "Mask blur: 4, Outpaint extents: left 64 right 0 up 0 down 32, Outpaint fill: blur, RNG: CPU" in line
+    back = params_from_infotext(_format(p), GenerationParams(mode=Mode.OUTPAINT))
+    assert back.outpaint_extents == (64, 0, 0, 32) and back.outpaint_fill is OutpaintFill.BLUR
+
+
+def test_quoting_rule():
+    assert quote("plain words") == "plain words"
+    assert quote("a, b") == '"a, b"'
+    assert quote("a: b") == '"a: b"'
+    assert quote('line\nbreak "q"') == '"line\\nbreak \\"q\\""'
+    assert quote("naïve 漢字, ok") == '"naïve 漢字, ok"'  # ensure_ascii=False, as A1111
+    assert quote({"model": "abc"}) == '{"model": "abc"}'
+    assert quote(7.0) == "7" and quote(0.35) == "0.35"
+
+
+def test_extra_keys_placed_removed_and_quoted():
+    p = GenerationParams(prompt="x")
+    text = _format(p, extra={"VAE": "sdxl_vae.safetensors", "Lora hashes": "a: 1, b: 2",
+                             "Hashes": {"model": "6ce0161689"}, "RNG": None, "Version": "ignored"})
+    assert text.split("\n")[-1] == (
+        "Steps: 20, Sampler: Euler a, Schedule type: Automatic, CFG scale: 7, Seed: 123, Size: 512x512, "
+        "Model hash: 6ce0161689, Model: v1-5-pruned, VAE: sdxl_vae.safetensors, "
+        f'Lora hashes: "a: 1, b: 2", Hashes: {{"model": "6ce0161689"}}, {VERSION}')
+    parsed = parse_infotext(text)
+    assert parsed["Lora hashes"] == "a: 1, b: 2" and parsed["Hashes"] == {"model": "6ce0161689"}
+    assert parsed["VAE"] == "sdxl_vae.safetensors" and parsed["RNG"] == "GPU"  # A1111's default when absent
+
+
+def test_old_sampler_alias_is_written_canonically():
+    text = _format(GenerationParams(prompt="x", sampler="k_dpmpp_2m", schedule="Automatic"))
+    assert "Sampler: DPM++ 2M, Schedule type: Automatic," in text
+    text = _format(GenerationParams(prompt="x", sampler="DPM++ 2M Karras"))
+    assert "Sampler: DPM++ 2M, Schedule type: Karras," in text
+
+
+@pytest.mark.parametrize("name,text,expected", FIXTURES, ids=[f[0] for f in FIXTURES])
+def test_a1111_styles_parse_to_expected_fields(name, text, expected):
+    parsed = parse_infotext(text)
+    for key, value in expected.items():
+        if value is None:
+            assert key not in parsed, key
+        else:
+            assert parsed.get(key) == value, key
+
+
+def test_a1111_fixture_becomes_params():
+    text = dict((f[0], f[1]) for f in FIXTURES)["inpaint"]
+    p = params_from_infotext(text, GenerationParams(mode=Mode.INPAINT))
+    assert (p.prompt, p.negative_prompt) == ("a wooden door", "text, watermark")
+    assert (p.steps, p.sampler, p.schedule, p.cfg_scale, p.seed) == (20, "Euler a", "Automatic", 7.0, 3001968073)
+    assert (p.width, p.height, p.checkpoint) == (768, 512, "realism_engine")
+    assert (p.denoising_strength, p.mask_blur, p.inpaint_full_res, p.inpaint_full_res_padding) == (0.6, 8, True, 48)
+    assert p.masked_content is MaskedContent.LATENT_NOISE and p.mask_invert is True
+    assert p.mode is Mode.INPAINT and p.subseed_strength == 0.0
+
+
+def test_old_combined_sampler_becomes_sampler_and_schedule():
+    text = dict((f[0], f[1]) for f in FIXTURES)["old-combined-sampler"]
+    p = params_from_infotext(text)
+    assert (p.sampler, p.schedule) == ("DPM++ 2M", "Karras")
+    p.validate()
+
+
+def test_unknown_sampler_keeps_base_and_bad_numbers_name_the_key():
+    text = "x\nSteps: 20, Sampler: DPM++ 3M SDE, Schedule type: Align Your Steps, CFG scale: 7, Seed: 1"
+    p = params_from_infotext(text, GenerationParams(sampler="Heun", schedule="Beta"))
+    assert (p.sampler, p.schedule) == ("Heun", "Beta")
+    p = params_from_infotext("x\nSteps: 20, Sampler: Euler, Schedule type: Align Your Steps, Seed: 1")
+    assert (p.sampler, p.schedule) == ("Euler", "Automatic")
+    with pytest.raises(ValueError, match=r"'Steps' must be a whole number; got 'many'"):
+        params_from_infotext("x\nSteps: many, Sampler: Euler, CFG scale: 7")
+    with pytest.raises(ValueError, match=r"'CFG scale' must be a number; got 'high'"):
+        params_from_infotext("x\nSteps: 2, Sampler: Euler, CFG scale: high")
+    assert params_from_infotext("x\nSteps: 20.0, Sampler: Euler, CFG scale: 7").steps == 20
+
+
+def test_unbalanced_quotes_keep_the_prompt():
+    text = ('a cat, "quoted\nNegative prompt: dog\n'
+            'Steps: 20, Sampler: Euler a, Lora hashes: "x: 1, y: 2, CFG scale: 7, Seed: 99')
+    parsed = parse_infotext(text)
+    assert parsed["Prompt"] == 'a cat, "quoted' and parsed["Negative prompt"] == "dog"
+    assert (parsed["Steps"], parsed["Sampler"], parsed["CFG scale"], parsed["Seed"]) == ("20", "Euler a", "7", "99")
+    assert parsed["Lora hashes"] == '"x: 1'  # best effort, as A1111
+    assert params_from_infotext(text).seed == 99
+
+
+def test_prompt_only_text_and_short_last_line_are_prompt():
+    parsed = parse_infotext("just a prompt: with, a colon\nsecond line")
+    assert parsed["Prompt"] == "just a prompt: with, a colon\nsecond line"
+    assert parsed["Negative prompt"] == "" and "Steps" not in parsed and parsed["Clip skip"] == "1"
+
+
+def test_bad_input_is_a_clear_value_error():
+    with pytest.raises(ValueError, match="infotext must be text; got bytes"):
+        parse_infotext(b"Steps: 20")
+    with pytest.raises(ValueError, match=f"at most {MAX_INFOTEXT_CHARS} characters"):
+        parse_infotext("a" * (MAX_INFOTEXT_CHARS + 1))
+    with pytest.raises(ValueError, match="Outpaint extents"):
+        params_from_infotext("x\nSteps: 2, Sampler: Euler, Outpaint extents: everywhere")
+
+
+def test_parse_is_linear_on_long_lines():
+    # A1111's regex backtracks quadratically here; a 1 MB line must still parse at once.
+    line = ("word (" * 170_000)[: MAX_INFOTEXT_CHARS - 40] + ": x, Steps: 1, Sampler: Euler, Seed: 2"
+    start = time.monotonic()
+    parsed = parse_infotext(line)
+    assert time.monotonic() - start < 5
+    assert parsed["Steps"] == "1" and parsed["Seed"] == "2"
+
+
+# --- round trip -------------------------------------------------------------------------------------
+
+_ALPHABET = st.one_of(st.sampled_from(list(' ,:;"\'\\{}[]()<>\n\t|=-/_x0123456789éß漢🙂')),
+                      st.characters(blacklist_categories=("Cs",)))
+
+
+def _normalize(text: str) -> str:
+    """What survives any A1111 infotext: lines are stripped, and so is the whole."""
+    return "\n".join(line.strip() for line in text.split("\n")).strip()
+
+
+prompts = st.text(_ALPHABET, max_size=80).map(_normalize).filter(
+    lambda s: not any(line.startswith("Negative prompt:") for line in s.split("\n")))
+model_names = st.text(_ALPHABET, max_size=30).filter(lambda s: not re.match(r"^\d+x\d+$", s.strip()))
+floats01 = st.floats(0.0, 1.0, allow_nan=False)
+multiple8 = st.integers(0, 32).map(lambda n: n * 8)
+
+
+@st.composite
+def generation_params(draw) -> GenerationParams:
+    return GenerationParams(
+        prompt=draw(prompts), negative_prompt=draw(prompts), mode=draw(st.sampled_from(list(Mode))),
+        sampler=draw(st.sampled_from(samplers.sampler_names())),
+        schedule=draw(st.sampled_from(samplers.schedule_names())),
+        steps=draw(st.integers(1, 150)), cfg_scale=draw(st.floats(1.0, 30.0)),
+        width=draw(st.integers(8, 256).map(lambda n: n * 8)), height=draw(st.integers(8, 256).map(lambda n: n * 8)),
+        seed=-1, subseed=-1, subseed_strength=draw(st.one_of(st.just(0.0), floats01)),
+        clip_skip=draw(st.integers(1, 12)), denoising_strength=draw(floats01), mask_blur=draw(st.integers(0, 64)),
+        inpaint_full_res=draw(st.booleans()), inpaint_full_res_padding=draw(st.integers(0, 256)),
+        masked_content=draw(st.sampled_from(list(MaskedContent))), mask_invert=draw(st.booleans()),
+        outpaint_left=draw(multiple8), outpaint_right=draw(multiple8), outpaint_up=draw(multiple8),
+        outpaint_down=draw(multiple8), outpaint_fill=draw(st.sampled_from(list(OutpaintFill))),
+    )
+
+
+def _carried(p: GenerationParams) -> set[str]:
+    """The fields an infotext of `p` carries (the others come back from the base params)."""
+    names = {"prompt", "negative_prompt", "sampler", "schedule", "steps", "cfg_scale", "width", "height",
+             "seed", "clip_skip", "checkpoint", "subseed_strength"}
+    if p.subseed_strength > 0:
+        names.add("subseed")
+    if p.mode is not Mode.TXT2IMG:
+        names.add("denoising_strength")
+    if p.mode in (Mode.INPAINT, Mode.OUTPAINT) and p.mask_blur > 0:
+        names.add("mask_blur")
+    if p.mode is Mode.INPAINT:
+        names |= {"inpaint_full_res", "masked_content", "mask_invert"}
+        if p.inpaint_full_res:
+            names.add("inpaint_full_res_padding")
+    if p.mode is Mode.OUTPAINT:
+        names |= {"outpaint_left", "outpaint_right", "outpaint_up", "outpaint_down", "outpaint_fill"}
+    return names
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(p=generation_params(), seed=st.integers(0, 2**32 - 1), subseed=st.integers(0, 2**32 - 1),
+       model=model_names)
+def test_round_trip(p, seed, subseed, model):
+    assume(p.mode is not Mode.OUTPAINT or any(p.outpaint_extents))
+    text = format_infotext(p, seed=seed, subseed=subseed, model_name=model, model_hash="0123456789")
+    base = GenerationParams(mode=p.mode)
+    back = params_from_infotext(text, base)
+    expected = p.replace(seed=seed, subseed=subseed, checkpoint=model or None)
+    for name in _carried(p):
+        assert getattr(back, name) == getattr(expected, name), (name, text)
+    for name in set(GenerationParams.__dataclass_fields__) - _carried(p):
+        assert getattr(back, name) == getattr(base, name), (name, text)
+    assert parse_infotext(text)["Model hash"] == "0123456789"
