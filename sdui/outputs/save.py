@@ -1,0 +1,224 @@
+"""Saving a Result to disk as `<root>/<mode>-images/YYYY-MM-DD/NNNNN-SEED.<ext>` with its infotext inside.
+
+An image is encoded in memory, written to a temporary name in its folder and fsynced, then claimed under
+its final name with os.link, which fails rather than overwrite. Numbering runs under a lock per folder
+in this process and a file lock across processes, so concurrent saves never clash or leave gaps.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import re
+import secrets
+import threading
+from datetime import date
+from pathlib import Path
+
+import piexif
+import piexif.helper
+from filelock import FileLock
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from sdui.engine.result import Result
+
+FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
+JPEG_EXIF_MAX_BYTES = 65533  # one JPEG APP1 segment
+JPEG_QUALITY = 95
+LOCK_NAME = ".sdui-save.lock"
+LOCK_TIMEOUT_S = 60.0
+_NUMBERED = re.compile(r"^(\d+)-")
+# link() unsupported here (FAT, some network shares): fall back to an exclusive create + rename.
+_NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+class SaveError(OSError):
+    """Saving failed (disk full, read-only folder, ...). The images are still in the Result.
+
+    `saved` lists the files written before the failure.
+    """
+
+    def __init__(self, message: str, saved: list[Path] | None = None, code: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = code
+        self.saved = list(saved or [])
+
+
+class OutputWriter:
+    """Writes each image of a Result with its infotext (PNG text chunk, or EXIF UserComment for jpg/webp)."""
+
+    def __init__(self, root: Path, fmt: str = "png", enabled: bool = True) -> None:
+        key = str(fmt).lower().lstrip(".")
+        key = "jpg" if key == "jpeg" else key
+        if key not in FORMATS:
+            raise ValueError(f"save format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+        self.root = Path(root)
+        self.fmt = key
+        self.enabled = enabled
+        self._guard = threading.Lock()
+        self._folder_locks: dict[Path, threading.Lock] = {}
+
+    def folder_for(self, mode: str, day: date | None = None) -> Path:
+        """`<root>/<mode>-images/YYYY-MM-DD` (today when `day` is None)."""
+        return self.root / f"{mode}-images" / (day or date.today()).isoformat()
+
+    def save(self, result: Result) -> list[Path]:
+        """Save every image of `result`; return their paths ([] when saving is off).
+
+        Raises SaveError (an OSError) naming the folder and the cause; `SaveError.saved` holds the
+        files written before it.
+        """
+        if not self.enabled or not result.images:
+            return []
+        folder = self.folder_for(result.params.mode.value)
+        saved: list[Path] = []
+        for i, image in enumerate(result.images):
+            seed = result.seeds[i] if i < len(result.seeds) else result.params.seed
+            info = result.infotexts[i] if i < len(result.infotexts) else ""
+            try:
+                saved.append(self._save_one(folder, image, seed, info))
+            except OSError as e:
+                raise SaveError(_message(e, folder, len(saved), len(result.images)), saved, e.errno) from e
+        return saved
+
+    def _save_one(self, folder: Path, image: Image.Image, seed: int, info: str) -> Path:
+        data, sidecar = _encode(image, info, self.fmt)
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = _write_temp(folder, data, ".tmp")
+        try:
+            with self._lock(folder):
+                path = _claim(folder, temp, f"{seed}.{self.fmt}")
+        finally:
+            _remove(temp)
+        if sidecar:
+            text_temp = _write_temp(folder, info.encode("utf-8"), ".txt.tmp")
+            os.replace(text_temp, path.with_suffix(".txt"))  # the name derives from our unique image name
+        return path
+
+    def _lock(self, folder: Path) -> _FolderLock:
+        with self._guard:
+            lock = self._folder_locks.setdefault(folder, threading.Lock())
+        return _FolderLock(lock, FileLock(str(self.root / LOCK_NAME), timeout=LOCK_TIMEOUT_S))
+
+
+class _FolderLock:
+    """This process's lock for one folder, then the cross-process file lock."""
+
+    def __init__(self, thread_lock: threading.Lock, file_lock: FileLock) -> None:
+        self._thread_lock = thread_lock
+        self._file_lock = file_lock
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        try:
+            self._file_lock.acquire()
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._file_lock.release()
+        finally:
+            self._thread_lock.release()
+
+
+def next_number(folder: Path) -> int:
+    """One more than the highest `NNNNN-` number in `folder` (0 for an empty or missing folder)."""
+    highest = -1
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                match = _NUMBERED.match(entry.name)
+                if match:
+                    highest = max(highest, int(match.group(1)))
+    except FileNotFoundError:
+        pass
+    return highest + 1
+
+
+def _encode(image: Image.Image, info: str, fmt: str) -> tuple[bytes, bool]:
+    """The file's bytes, and whether the infotext must go to a .txt beside it (too long for JPEG EXIF)."""
+    buffer = io.BytesIO()
+    sidecar = False
+    if fmt == "png":
+        pnginfo = PngInfo()
+        if info:
+            pnginfo.add_text("parameters", info)
+        image.save(buffer, "PNG", pnginfo=pnginfo)
+        return buffer.getvalue(), sidecar
+    # A1111 writes the infotext as an EXIF UserComment with piexif, UNICODE encoding.
+    comment = piexif.helper.UserComment.dump(info or "", encoding="unicode")
+    exif = piexif.dump({"Exif": {piexif.ExifIFD.UserComment: comment}})
+    if fmt == "jpg":
+        if image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")
+        if len(exif) > JPEG_EXIF_MAX_BYTES:
+            exif, sidecar = b"", True
+        image.save(buffer, "JPEG", quality=JPEG_QUALITY, exif=exif)
+    else:
+        image.save(buffer, "WEBP", quality=JPEG_QUALITY, exif=exif)
+    return buffer.getvalue(), sidecar
+
+
+def _write_temp(folder: Path, data: bytes, suffix: str) -> Path:
+    """Write `data` durably under a fresh hidden name in `folder` (created with O_EXCL, umask respected)."""
+    while True:
+        temp = folder / f".sdui-{secrets.token_hex(8)}{suffix}"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileExistsError:
+            continue
+        break
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        _remove(temp)
+        raise
+    return temp
+
+
+def _claim(folder: Path, temp: Path, suffix: str) -> Path:
+    """Give `temp` the next free `NNNNN-<suffix>` name without ever replacing an existing file."""
+    number = next_number(folder)
+    while True:
+        final = folder / f"{number:05d}-{suffix}"
+        try:
+            os.link(temp, final)
+            return final
+        except FileExistsError:
+            number += 1
+        except OSError as e:
+            if e.errno not in _NO_LINK:
+                raise
+            try:
+                os.close(os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            except FileExistsError:
+                number += 1
+                continue
+            os.replace(temp, final)  # replaces only the empty placeholder we just created
+            return final
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _message(error: OSError, folder: Path, done: int, total: int) -> str:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        cause = "the disk is full (or the file size limit was reached)"
+    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        cause = "the outputs folder is not writable"
+    else:
+        cause = error.strerror or str(error)
+    return (f"Could not save image {done + 1} of {total} to {folder}: {cause} ({type(error).__name__}: {error}). "
+            "The images are still shown; free some space or choose another folder with --outputs-dir "
+            "(or turn saving off with --no-save).")
