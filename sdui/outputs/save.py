@@ -31,7 +31,10 @@ LOCK_NAME = ".sdui-save.lock"
 LOCK_TIMEOUT_S = 60.0
 _NUMBERED = re.compile(r"^(\d+)-")
 # link() unsupported here (FAT, some network shares): fall back to an exclusive create + rename.
-_NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+_NO_LINK = {getattr(errno, name) for name in ("EPERM", "EOPNOTSUPP", "ENOTSUP", "EXDEV", "EMLINK", "ENOSYS")
+            if hasattr(errno, name)}
+_DISK_FULL = {getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name)}
+_NOT_WRITABLE = {getattr(errno, name) for name in ("EACCES", "EPERM", "EROFS") if hasattr(errno, name)}
 
 
 class SaveError(OSError):
@@ -213,9 +216,9 @@ def _remove(path: Path) -> None:
 
 
 def _message(error: OSError, folder: Path, done: int, total: int) -> str:
-    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    if error.errno in _DISK_FULL:
         cause = "the disk is full (or the file size limit was reached)"
-    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    elif error.errno in _NOT_WRITABLE:
         cause = "the outputs folder is not writable"
     else:
         cause = error.strerror or str(error)

@@ -232,7 +232,7 @@ def _carried(p: GenerationParams) -> set[str]:
     return names
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(p=generation_params(), seed=st.integers(0, 2**32 - 1), subseed=st.integers(0, 2**32 - 1),
        model=model_names)
 def test_round_trip(p, seed, subseed, model):
