@@ -44,7 +44,7 @@ def read_infotext(source: str | os.PathLike | Image.Image) -> str | None:
 def _from_info(info: dict, name: str) -> str | None:
     text = info.get("parameters")
     if text is None and info.get("exif"):
-        text = _user_comment(info["exif"])
+        text = _user_comment(info["exif"], name)
     if text is None and info.get("comment"):  # GIF / JPEG comment, as A1111 reads it
         text = info["comment"]
     if isinstance(text, bytes):
@@ -61,14 +61,14 @@ def _from_info(info: dict, name: str) -> str | None:
     return text
 
 
-def _user_comment(exif_bytes: bytes) -> str | None:
+def _user_comment(exif_bytes: bytes, name: str) -> str | None:
     """The EXIF UserComment as text (A1111 writes it with piexif as UNICODE), or None when absent."""
     exif = Image.Exif()
     try:
         exif.load(exif_bytes)
         raw = exif.get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.UserComment)
     except (OSError, SyntaxError, ValueError, KeyError, IndexError, TypeError) as e:
-        raise ValueError(f"damaged EXIF data: {e}") from None
+        raise ValueError(f"{name} has damaged EXIF data: {e}") from None
     if raw is None or isinstance(raw, str):
         return raw
     prefix, data = bytes(raw[:8]), bytes(raw[8:])

@@ -148,3 +148,10 @@ def test_compressed_bomb_chunk_is_refused(tmp_path):
     _png_with_chunk(path, b"zTXt", b"parameters\x00\x00" + zlib.compress(b"a" * (64 * 1024 * 1024), 9))
     with pytest.raises(ValueError, match="bomb.png is a damaged image: Decompressed data too large"):
         read_infotext(path)
+
+
+def test_damaged_exif_is_a_clear_error(tmp_path):
+    path = tmp_path / "bad-exif.jpg"
+    _image().save(path, "JPEG", exif=b"Exif\x00\x00" + b"not a tiff header" * 4)
+    with pytest.raises(ValueError, match="bad-exif.jpg has damaged EXIF data"):
+        read_infotext(path)
