@@ -1,0 +1,175 @@
+"""A1111 prompt syntax: emphasis weights, BREAK, 75-token chunks, weighted CLIP embeddings.
+
+`(x)` ×1.1, `[x]` ÷1.1, `(x:1.3)`, nesting multiplies, `\\(` escapes a bracket, `BREAK` starts a
+new chunk. Long prompts are split into chunks of 75 tokens, each encoded as 77 (BOS + 75 + EOS/pad)
+and concatenated, so nothing is truncated. SDXL (two encoders) is not handled here: the engine
+passes plain strings to SDXL pipelines.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import torch
+
+CHUNK_TOKENS = 75
+EMPHASIS = 1.1
+# When a chunk fills up, a comma within this many tokens of its end starts the next chunk instead.
+COMMA_BACKTRACK = 20
+
+_TOKEN_RE = re.compile(
+    r"""
+    \\[()\[\]\\]          # escaped bracket or backslash
+    | \\                  # lone backslash
+    | \( | \[             # openers
+    | :\s*([+-]?[.\d]+)\s*\)  # explicit weight closing a round bracket
+    | \) | \]             # closers
+    | [^\\()\[\]:]+       # plain text
+    | :                   # a colon that is not a weight
+    """,
+    re.VERBOSE,
+)
+_BREAK_RE = re.compile(r"\s*\bBREAK\b\s*", re.S)
+BREAK = object()
+
+
+def parse_emphasis(text: str) -> list[tuple[str, float]]:
+    """Split a prompt into (text, weight) runs; a BREAK keyword appears as ("BREAK", -1.0)."""
+    res: list[list] = []
+    round_open: list[int] = []
+    square_open: list[int] = []
+
+    def multiply(start: int, factor: float) -> None:
+        for item in res[start:]:
+            item[1] *= factor
+
+    for match in _TOKEN_RE.finditer(text):
+        piece, weight = match.group(0), match.group(1)
+        if piece.startswith("\\") and len(piece) == 2:
+            res.append([piece[1], 1.0])
+        elif piece == "(":
+            round_open.append(len(res))
+        elif piece == "[":
+            square_open.append(len(res))
+        elif weight is not None and round_open:
+            try:
+                factor = float(weight)
+            except ValueError:
+                res.append([piece, 1.0])
+                continue
+            multiply(round_open.pop(), factor)
+        elif piece == ")" and round_open:
+            multiply(round_open.pop(), EMPHASIS)
+        elif piece == "]" and square_open:
+            multiply(square_open.pop(), 1 / EMPHASIS)
+        else:
+            for i, part in enumerate(_BREAK_RE.split(piece)):
+                if i > 0:
+                    res.append(["BREAK", -1.0])
+                res.append([part, 1.0])
+    # Unclosed brackets still emphasise everything after them, as A1111 does.
+    for start in round_open:
+        multiply(start, EMPHASIS)
+    for start in square_open:
+        multiply(start, 1 / EMPHASIS)
+
+    merged: list[list] = []
+    for item in res:
+        if item[0] == "" and item[1] != -1.0:
+            continue
+        if merged and merged[-1][1] == item[1] and item[1] != -1.0:
+            merged[-1][0] += item[0]
+        else:
+            merged.append(item)
+    return [(t, w) for t, w in merged] or [("", 1.0)]
+
+
+@dataclass
+class Chunk:
+    """Up to 75 prompt tokens and their weights (BOS/EOS/padding are added when encoding)."""
+
+    tokens: list[int] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+
+
+def tokenize_chunks(tokenizer, prompt: str) -> list[Chunk]:
+    """Parse `prompt` and split its tokens into chunks of at most 75 (BREAK forces a new chunk)."""
+    comma = tokenizer.convert_tokens_to_ids(",</w>")
+    chunks: list[Chunk] = []
+    current = Chunk()
+    last_comma = -1
+
+    def close() -> None:
+        nonlocal current, last_comma
+        chunks.append(current)
+        current, last_comma = Chunk(), -1
+
+    for text, weight in parse_emphasis(prompt):
+        if weight == -1.0 and text == "BREAK":
+            close()
+            continue
+        ids = tokenizer(text, add_special_tokens=False, truncation=False, verbose=False).input_ids
+        for token in ids:
+            if token == comma:
+                last_comma = len(current.tokens)
+            elif len(current.tokens) == CHUNK_TOKENS and last_comma >= 0 \
+                    and len(current.tokens) - last_comma <= COMMA_BACKTRACK:
+                cut = last_comma + 1
+                rest = Chunk(current.tokens[cut:], current.weights[cut:])
+                current.tokens, current.weights = current.tokens[:cut], current.weights[:cut]
+                close()
+                current = rest
+            if len(current.tokens) == CHUNK_TOKENS:
+                close()
+            current.tokens.append(token)
+            current.weights.append(weight)
+    if current.tokens or not chunks:
+        close()
+    return chunks
+
+
+def chunk_ids(tokenizer, chunk: Chunk) -> tuple[list[int], list[float]]:
+    """The 77 ids of one chunk (BOS + tokens + EOS + padding) and their weights (1.0 for specials)."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    ids = [tokenizer.bos_token_id, *chunk.tokens, tokenizer.eos_token_id]
+    weights = [1.0, *chunk.weights, 1.0]
+    fill = CHUNK_TOKENS + 2 - len(ids)
+    return ids + [pad] * fill, weights + [1.0] * fill
+
+
+def encode_chunks(text_encoder, tokenizer, chunks: list[Chunk], clip_skip: int = 1) -> torch.Tensor:
+    """Encode chunks as (1, 77 * len(chunks), dim): each chunk on its own, weights applied as A1111 does."""
+    rows = [chunk_ids(tokenizer, c) for c in chunks]
+    ids = torch.tensor([r[0] for r in rows], device=text_encoder.device)
+    weights = torch.tensor([r[1] for r in rows], dtype=torch.float32)
+    with torch.inference_mode():
+        if clip_skip > 1:
+            out = text_encoder(ids, output_hidden_states=True)
+            # transformers 5 flattened CLIPTextModel (no `.text_model`); older versions nest it.
+            final_norm = getattr(text_encoder, "text_model", text_encoder).final_layer_norm
+            hidden = final_norm(out.hidden_states[-clip_skip])
+        else:
+            hidden = text_encoder(ids)[0]
+        z = hidden.float().cpu()
+        # A1111: scale each chunk's embeddings by its token weights, then restore the chunk's mean.
+        for i in range(z.shape[0]):
+            if torch.all(weights[i] == 1.0):
+                continue
+            original_mean = z[i].mean()
+            z[i] = z[i] * weights[i].unsqueeze(-1)
+            z[i] = z[i] * (original_mean / z[i].mean())
+    return z.reshape(1, -1, z.shape[-1]).to(device=hidden.device, dtype=hidden.dtype)
+
+
+def encode_prompt_pair(text_encoder, tokenizer, prompt: str, negative: str,
+                       clip_skip: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """prompt_embeds and negative_prompt_embeds, padded with empty chunks to the same length."""
+    pos = tokenize_chunks(tokenizer, prompt)
+    neg = tokenize_chunks(tokenizer, negative)
+    while len(pos) < len(neg):
+        pos.append(Chunk())
+    while len(neg) < len(pos):
+        neg.append(Chunk())
+    return (encode_chunks(text_encoder, tokenizer, pos, clip_skip),
+            encode_chunks(text_encoder, tokenizer, neg, clip_skip))
