@@ -56,7 +56,8 @@ def _from_info(info: dict, name: str) -> str | None:
     if len(text) > MAX_INFOTEXT_CHARS:
         raise ValueError(f"{name}: its parameters text is {len(text):,} characters, more than the "
                          f"{MAX_INFOTEXT_CHARS:,} allowed; it is not a generation's parameters")
-    if _BINARY.search(text):
+    # A stray control character can come from a pasted prompt; a NUL or many of them mean binary data.
+    if "\x00" in text or len(_BINARY.findall(text)) * 10 > len(text):
         raise ValueError(f"{name}: its parameters text holds binary data, not generation parameters")
     return text
 

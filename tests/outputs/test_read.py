@@ -136,9 +136,10 @@ def test_huge_parameters_chunk_is_refused(tmp_path):
         read_infotext(path)
 
 
-def test_binary_parameters_chunk_is_refused(tmp_path):
+@pytest.mark.parametrize("payload", [bytes(range(256)) * 16, bytes(range(1, 256)) * 16], ids=["with-nul", "no-nul"])
+def test_binary_parameters_chunk_is_refused(tmp_path, payload):
     path = tmp_path / "binary.png"
-    _png_with_chunk(path, b"tEXt", b"parameters\x00" + bytes(range(256)) * 16)
+    _png_with_chunk(path, b"tEXt", b"parameters\x00" + payload)
     with pytest.raises(ValueError, match="binary data"):
         read_infotext(path)
 

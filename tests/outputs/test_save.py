@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import piexif
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from sdui.engine.result import Result
@@ -246,3 +248,19 @@ def test_real_tiny_pipeline_image_round_trips(tiny_pipeline, tmp_path):
         assert np.array_equal(np.asarray(image), np.asarray(out.images[0]))
     back = params_from_infotext(read_infotext(path))
     assert back == params.replace(checkpoint="sdui-tiny-demo")
+
+
+_TEXT = st.text(st.one_of(st.characters(blacklist_categories=("Cs", "Cc")), st.sampled_from("\n\t\x1b,:\"{")),
+                min_size=1, max_size=120)
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(prompt=_TEXT, negative=_TEXT, fmt=st.sampled_from(["png", "jpg", "webp"]))
+def test_any_text_survives_the_file(prompt, negative, fmt):
+    with tempfile.TemporaryDirectory() as root:
+        params = GenerationParams(prompt=prompt, negative_prompt=negative, width=64, height=64)
+        info = format_infotext(params, seed=3, subseed=3, model_name="m", model_hash="")
+        image = Image.new("RGB", (64, 64), "navy")
+        (path,) = OutputWriter(Path(root), fmt=fmt).save(
+            Result(params=params, images=[image], seeds=[3], infotexts=[info]))
+        assert read_infotext(path) == info
