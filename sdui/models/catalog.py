@@ -1,0 +1,196 @@
+"""The catalog of checkpoints in the models dir: scanning, A1111-style titles and cached sha256 hashes.
+
+It only looks at names, sizes and (for .pt/.bin) a static scan of the pickle: a broken file is still
+listed, and loading it gives the clear error. Hashes are computed on first use and cached by
+path + size + mtime in `<cache_dir>/hashes.json`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from sdui.models.errors import ModelNotFound
+from sdui.models.files import pickle_mentions
+
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+MAYBE_CHECKPOINT_SUFFIXES = (".pt", ".bin")
+
+
+@dataclass
+class CheckpointInfo:
+    """One checkpoint: a diffusers folder or a single file. Hashes are computed lazily, once."""
+
+    name: str
+    filename: str
+    path: Path
+    format: str
+    rel: str
+    _hasher: Callable[[Path], str] = field(repr=False, compare=False)
+
+    @property
+    def sha256(self) -> str:
+        return self._hasher(self.path)
+
+    @property
+    def short_hash(self) -> str:
+        return self.sha256[:10]
+
+    @property
+    def title(self) -> str:
+        """`name.safetensors [0123456789]` for files, `name [0123456789]` for folders (as AUTOMATIC1111)."""
+        return f"{self.rel} [{self.short_hash}]"
+
+
+class HashCache:
+    """sha256 of files and folders, cached on disk by path + size + mtime."""
+
+    def __init__(self, cache_file: Path) -> None:
+        self.cache_file = cache_file
+        self._lock = threading.Lock()
+        self._entries: dict[str, dict] | None = None
+        self.computed = 0  # how many hashes were really computed (not served from the cache)
+
+    def _load(self) -> dict[str, dict]:
+        if self._entries is None:
+            try:
+                self._entries = json.loads(self.cache_file.read_text(encoding="utf-8"))
+                if not isinstance(self._entries, dict):
+                    self._entries = {}
+            except (OSError, ValueError):
+                self._entries = {}
+        return self._entries
+
+    def sha256(self, path: Path) -> str:
+        """The hex sha256 of a file (or of a folder's files, in sorted order), cached."""
+        try:
+            stamp = _stamp(path)
+        except OSError as e:
+            raise ModelNotFound(f"{path}: cannot read the checkpoint ({e.strerror or e}); refresh the list", path) from e
+        key = str(path)
+        with self._lock:
+            entry = self._load().get(key)
+            if entry and entry.get("size") == stamp[0] and entry.get("mtime") == stamp[1]:
+                return entry["sha256"]
+        try:
+            digest = _hash_path(path)
+        except OSError as e:
+            raise ModelNotFound(f"{path}: cannot read the checkpoint ({e.strerror or e}); refresh the list", path) from e
+        with self._lock:
+            self.computed += 1
+            self._load()[key] = {"size": stamp[0], "mtime": stamp[1], "sha256": digest}
+            self._save()
+        return digest
+
+    def _save(self) -> None:
+        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_file.with_name(self.cache_file.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self._entries, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.cache_file)
+
+
+class Catalog:
+    """Checkpoints found under `ckpt_dir` (subfolders too), refreshed on demand."""
+
+    def __init__(self, ckpt_dir: Path, cache_dir: Path) -> None:
+        self.ckpt_dir = Path(ckpt_dir).resolve()
+        self.hashes = HashCache(Path(cache_dir) / "hashes.json")
+        self._items: list[CheckpointInfo] | None = None
+        self._lock = threading.Lock()
+
+    def list(self) -> list[CheckpointInfo]:
+        """The checkpoints from the last scan (scanning once if never scanned)."""
+        with self._lock:
+            if self._items is None:
+                self._items = self._scan()
+            return list(self._items)
+
+    def refresh(self) -> list[CheckpointInfo]:
+        """Rescan the models dir (new, removed and renamed files)."""
+        with self._lock:
+            self._items = self._scan()
+            return list(self._items)
+
+    def find(self, name_or_title: str) -> CheckpointInfo:
+        """Look a checkpoint up by title, title without hash, file name, model name or hash."""
+        wanted = name_or_title.strip()
+        candidate = Path(wanted.split(" [")[0])
+        if candidate.is_absolute() or ".." in candidate.parts:
+            resolved = (self.ckpt_dir / candidate).resolve()
+            if not resolved.is_relative_to(self.ckpt_dir):
+                raise ModelNotFound(f"checkpoint {wanted!r} is outside the models dir {self.ckpt_dir}", wanted)
+        items = self.list()
+        match = self._match(items, wanted)
+        if match is None:
+            items = self.refresh()
+            match = self._match(items, wanted)
+        if match is None:
+            known = ", ".join(i.rel for i in items[:10]) or "none"
+            raise ModelNotFound(f"no checkpoint named {wanted!r} in {self.ckpt_dir} (known: {known})", wanted)
+        return match
+
+    def _match(self, items: list[CheckpointInfo], wanted: str) -> CheckpointInfo | None:
+        bare = wanted.split(" [")[0]
+        for test in (lambda i: i.rel == bare, lambda i: i.name == bare, lambda i: Path(i.rel).name == bare,
+                     lambda i: i.path == self.ckpt_dir / bare, lambda i: Path(i.rel).stem == bare):
+            found = [i for i in items if test(i)]
+            if found:
+                return found[0]
+        if len(bare) in (8, 10, 64) and all(c in "0123456789abcdef" for c in bare.lower()):
+            for i in items:
+                if i.sha256.startswith(bare.lower()):
+                    return i
+        return None
+
+    def _scan(self) -> list[CheckpointInfo]:
+        found: list[CheckpointInfo] = []
+        if not self.ckpt_dir.is_dir():
+            return found
+        for root, dirs, files in os.walk(self.ckpt_dir, followlinks=False):
+            root_path = Path(root)
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not d.endswith(".partial"))
+            if (root_path / "model_index.json").is_file() and root_path != self.ckpt_dir:
+                found.append(self._info(root_path, "diffusers"))
+                dirs[:] = []
+                continue
+            for f in sorted(files):
+                p = root_path / f
+                low = f.lower()
+                if low.endswith(".safetensors"):
+                    found.append(self._info(p, "safetensors"))
+                elif low.endswith(".ckpt"):
+                    found.append(self._info(p, "ckpt"))
+                elif low.endswith(MAYBE_CHECKPOINT_SUFFIXES) and pickle_mentions(p, "model.diffusion_model."):
+                    found.append(self._info(p, "ckpt"))
+        return sorted(found, key=lambda i: i.rel.lower())
+
+    def _info(self, path: Path, fmt: str) -> CheckpointInfo:
+        rel = path.relative_to(self.ckpt_dir).as_posix()
+        stem = rel if fmt == "diffusers" else os.path.splitext(rel)[0]
+        return CheckpointInfo(name=stem.replace("/", "_"), filename=str(path), path=path, format=fmt, rel=rel,
+                              _hasher=self.hashes.sha256)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    if path.is_dir():
+        files = [p for p in path.rglob("*") if p.is_file()]
+        return sum(p.stat().st_size for p in files), max((p.stat().st_mtime_ns for p in files), default=0)
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def _hash_path(path: Path) -> str:
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for p in files:
+        if path.is_dir():
+            h.update(p.relative_to(path).as_posix().encode())
+        with p.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()

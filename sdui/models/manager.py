@@ -1,0 +1,225 @@
+"""The model manager: the one owner of loaded pipelines (lazy loading, LRU by count and bytes, task variants).
+
+Created once in app.py and passed down. `get(checkpoint, task)` returns a ready pipeline; the txt2img /
+img2img / inpaint variants of one checkpoint share their weights (diffusers `from_pipe`) and also the
+scheduler object, so callers must give each run its own scheduler (`Scheduler.from_config(...)`).
+"""
+
+from __future__ import annotations
+
+import copy
+import ctypes
+import ctypes.util
+import gc
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Callable
+
+import torch
+
+from sdui.models.catalog import Catalog, CheckpointInfo
+from sdui.models.device import choose_device
+from sdui.models.errors import ModelNotFound
+from sdui.models.load import load_pipeline, model_bytes, place
+from sdui.settings import Settings
+
+
+class Task(str, Enum):
+    TXT2IMG = "txt2img"
+    IMG2IMG = "img2img"
+    INPAINT = "inpaint"
+
+
+DEMO_MESSAGE = ("No checkpoint found in {dir}: using the built-in demo model '{name}'. It has random weights and "
+                "makes noise-like images. Put a real Stable Diffusion checkpoint (.safetensors, .ckpt or a diffusers "
+                "folder) in {dir} and refresh the list, or start with --download-default while online.")
+
+
+@dataclass
+class _Entry:
+    info: CheckpointInfo
+    base: object
+    nbytes: int
+    scheduler_config: dict
+    variants: dict[Task, object] = field(default_factory=dict)
+
+
+class ModelManager:
+    """Lazy, cached access to pipelines; thread-safe (one model is never loaded twice at once)."""
+
+    def __init__(self, catalog: Catalog, settings: Settings) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.plan = choose_device(settings)
+        self.device: torch.device = self.plan.device
+        self.dtype: torch.dtype = self.plan.dtype
+        self.on_status: Callable[[str], None] | None = None
+        self.load_count = 0  # pipelines really loaded from disk since start
+        self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.RLock()
+        self._load_locks: dict[str, threading.Lock] = {}
+        self._current: str | None = None
+
+    def get(self, checkpoint: str | None, task: Task | str = Task.TXT2IMG):
+        """A ready pipeline for `task`; None means the current model (or the first in the catalog)."""
+        task = _task(task)
+        entry = self._entry(self.info(checkpoint))
+        with self._lock:
+            pipe = entry.variants.get(task)
+            if pipe is None:
+                pipe = self._variant(entry.base, task)
+                entry.variants[task] = pipe
+            return pipe
+
+    def info(self, checkpoint: str | None) -> CheckpointInfo:
+        """The catalog entry for a name/title; None means the current model or the default one."""
+        if checkpoint:
+            return self.catalog.find(checkpoint)
+        with self._lock:
+            if self._current is not None and self._current in self._cache:
+                return self._cache[self._current].info
+        items = self.catalog.list() or self.catalog.refresh()
+        if items:
+            return items[0]
+        return self._default_model()
+
+    def base_scheduler_config(self, checkpoint: str | None) -> dict:
+        """The checkpoint's own scheduler config as loaded (a fresh copy, never the live one)."""
+        return copy.deepcopy(self._entry(self.info(checkpoint)).scheduler_config)
+
+    def loaded(self) -> list[str]:
+        """Titles of the loaded checkpoints, least recently used first."""
+        with self._lock:
+            return [e.info.title for e in self._cache.values()]
+
+    def loaded_bytes(self) -> int:
+        with self._lock:
+            return sum(e.nbytes for e in self._cache.values())
+
+    def unload_all(self) -> None:
+        """Drop every loaded pipeline and give the memory back to the system."""
+        with self._lock:
+            keys = list(self._cache)
+            for key in keys:
+                self._evict(key)
+        release_memory(self.device)
+
+    def _entry(self, info: CheckpointInfo) -> _Entry:
+        key = info.filename
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                self._current = key
+                return self._cache[key]
+            load_lock = self._load_locks.setdefault(key, threading.Lock())
+        with load_lock:
+            with self._lock:
+                if key in self._cache:  # another thread loaded it while we waited
+                    self._cache.move_to_end(key)
+                    self._current = key
+                    return self._cache[key]
+                self._make_room(incoming=_estimate_bytes(info), keep=None)
+            self._status(f"Loading model {info.title}…")
+            pipe = load_pipeline(info.path, self.plan)
+            entry = _Entry(info=info, base=pipe, nbytes=model_bytes(pipe),
+                           scheduler_config=copy.deepcopy(dict(pipe.scheduler.config)))
+            entry.variants[_native_task(pipe)] = pipe
+            with self._lock:
+                self.load_count += 1
+                self._cache[key] = entry
+                self._current = key
+                self._make_room(incoming=0, keep=key)
+            self._status(f"Loaded model {info.title}")
+            return entry
+
+    def _make_room(self, incoming: int, keep: str | None) -> None:
+        """Evict least recently used models until count and bytes limits hold (never `keep`)."""
+        limit = max(1, self.settings.models_in_memory) - (1 if keep is None else 0)
+        max_bytes = self.settings.models_max_bytes
+        freed = False
+        while True:
+            others = [k for k in self._cache if k != keep]
+            over_count = len(self._cache) > limit
+            over_bytes = max_bytes is not None and self.loaded_bytes() + incoming > max_bytes
+            if not others or not (over_count or over_bytes):
+                break
+            self._evict(others[0])
+            freed = True
+        if freed:
+            release_memory(self.device)
+
+    def _evict(self, key: str) -> None:
+        entry = self._cache.pop(key)
+        self._status(f"Unloading model {entry.info.title}")
+        if self._current == key:
+            self._current = None
+        entry.variants.clear()
+        entry.base = None
+
+    def _variant(self, base, task: Task):
+        from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image
+
+        auto = {Task.TXT2IMG: AutoPipelineForText2Image, Task.IMG2IMG: AutoPipelineForImage2Image,
+                Task.INPAINT: AutoPipelineForInpainting}[task]
+        pipe = auto.from_pipe(base)
+        return place(pipe, self.plan) if self.plan.offload else pipe
+
+    def _default_model(self) -> CheckpointInfo:
+        from sdui.models.tiny import DEMO_NAME, ensure_demo_model
+
+        ckpt_dir = self.catalog.ckpt_dir
+        if self.settings.download_default:
+            from sdui.models.download import download_default
+
+            if download_default(ckpt_dir, on_status=self._status) is not None:
+                items = self.catalog.refresh()
+                if items:
+                    return items[0]
+        ensure_demo_model(ckpt_dir)
+        self._status(DEMO_MESSAGE.format(dir=ckpt_dir, name=DEMO_NAME))
+        items = self.catalog.refresh()
+        if not items:
+            raise ModelNotFound(f"could not create the demo model in {ckpt_dir}", ckpt_dir)
+        return items[0]
+
+    def _status(self, text: str) -> None:
+        if self.on_status is not None:
+            self.on_status(text)
+
+
+def release_memory(device: torch.device | None = None) -> None:
+    """Collect garbage and hand freed heap back to the OS (glibc keeps it otherwise); empty the CUDA cache."""
+    gc.collect()
+    libc_name = ctypes.util.find_library("c")
+    if libc_name:
+        try:
+            libc = ctypes.CDLL(libc_name)
+            if hasattr(libc, "malloc_trim"):
+                libc.malloc_trim(0)
+        except OSError:
+            pass  # not glibc: nothing to trim
+    if device is not None and device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _task(task: Task | str) -> Task:
+    try:
+        return Task(task)
+    except ValueError:
+        raise ValueError(f"task must be one of {[t.value for t in Task]}, got {task!r}") from None
+
+
+def _native_task(pipe) -> Task:
+    name = type(pipe).__name__
+    return Task.INPAINT if "Inpaint" in name else Task.IMG2IMG if "Img2Img" in name else Task.TXT2IMG
+
+
+def _estimate_bytes(info: CheckpointInfo) -> int:
+    try:
+        if info.path.is_dir():
+            return sum(p.stat().st_size for p in info.path.rglob("*.safetensors"))
+        return info.path.stat().st_size
+    except OSError:
+        return 0

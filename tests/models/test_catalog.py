@@ -1,0 +1,88 @@
+"""Catalog: scanning, A1111 titles, cached hashes, refresh, and names that walk out of the models dir."""
+
+import hashlib
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+from sdui.models.catalog import Catalog
+from sdui.models.errors import ModelNotFound
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_titles_names_and_formats(tmp_path, models_dir, tiny_single_files):
+    sub = models_dir / "sub"
+    sub.mkdir()
+    shutil.copyfile(tiny_single_files["ckpt"], sub / "c.ckpt")
+    shutil.copytree(tiny_single_files["diffusers"], models_dir / "folder-model")
+    items = Catalog(models_dir, tmp_path / "cache").list()
+    by_name = {i.name: i for i in items}
+    assert sorted(by_name) == ["a", "b", "folder-model", "sub_c"]
+    a = by_name["a"]
+    assert a.title == f"a.safetensors [{_sha(models_dir / 'a.safetensors')[:10]}]"
+    assert a.format == "safetensors" and a.filename == str(models_dir / "a.safetensors")
+    assert by_name["sub_c"].title.startswith("sub/c.ckpt [") and by_name["sub_c"].format == "ckpt"
+    folder = by_name["folder-model"]
+    assert folder.format == "diffusers" and folder.title.startswith("folder-model [") and len(folder.short_hash) == 10
+
+
+def test_hash_is_computed_once_and_cached_on_disk(tmp_path, models_dir):
+    cache = tmp_path / "cache"
+    cat = Catalog(models_dir, cache)
+    first = [i.title for i in cat.list()]
+    assert cat.hashes.computed == 2
+    assert [i.title for i in cat.refresh()] == first
+    assert cat.hashes.computed == 2
+    stored = json.loads((cache / "hashes.json").read_text())
+    assert stored[str(models_dir / "a.safetensors")]["sha256"] == _sha(models_dir / "a.safetensors")
+    again = Catalog(models_dir, cache)  # a new process reads the cache file instead of the model
+    assert [i.title for i in again.list()] == first and again.hashes.computed == 0
+    path = models_dir / "a.safetensors"
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    again.find("a.safetensors").short_hash
+    assert again.hashes.computed == 1  # a changed mtime means re-hash
+
+
+def test_refresh_picks_up_new_and_removed_files(tmp_path, models_dir):
+    cat = Catalog(models_dir, tmp_path / "cache")
+    assert len(cat.list()) == 2
+    shutil.copyfile(models_dir / "a.safetensors", models_dir / "new.safetensors")
+    (models_dir / "b.safetensors").unlink()
+    assert [i.name for i in cat.refresh()] == ["a", "new"]
+    assert cat.find("new").name == "new"  # find() also rescans on a miss
+
+
+def test_find_by_title_name_filename_and_hash(tmp_path, models_dir):
+    cat = Catalog(models_dir, tmp_path / "cache")
+    a = cat.find("a")
+    for key in (a.title, "a.safetensors", "a", a.short_hash, str(models_dir / "a.safetensors")):
+        assert cat.find(key).path == a.path, key
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "../models/../../x.safetensors",
+                                  "sub/../../outside.safetensors", "nothing-here"])
+def test_traversal_and_unknown_names_are_not_found(tmp_path, models_dir, name):
+    (tmp_path / "outside.safetensors").write_bytes(b"x")
+    with pytest.raises(ModelNotFound) as info:
+        Catalog(models_dir, tmp_path / "cache").find(name)
+    assert name in str(info.value)
+
+
+def test_broken_files_are_listed_beside_the_good_ones(tmp_path, models_dir):
+    (models_dir / "empty.safetensors").write_bytes(b"")
+    (models_dir / "random.ckpt").write_bytes(os.urandom(256))
+    torch.save({"weights": torch.zeros(2)}, models_dir / "optimizer.pt")  # a .pt that is no checkpoint
+    torch.save({"state_dict": {"model.diffusion_model.x": torch.zeros(2)}}, models_dir / "model.bin")
+    (models_dir / "notes.txt").write_text("hi")
+    names = [i.name for i in Catalog(models_dir, tmp_path / "cache").list()]
+    assert names == ["a", "b", "empty", "model", "random"]
+
+
+def test_missing_models_dir_is_an_empty_catalog(tmp_path):
+    assert Catalog(tmp_path / "nope", tmp_path / "cache").list() == []
