@@ -1,0 +1,174 @@
+"""The Engine: one GenerationParams in, a Result out, as numbered steps around a diffusers pipeline.
+
+It knows diffusers and nothing about Gradio or HTTP. Progress is reported through a callback and a
+threading.Event interrupts between denoising steps.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import torch
+from PIL import Image
+
+from sdui.engine import noise
+from sdui.engine.modes import ModeInputs, prepare_inputs
+from sdui.engine.preview import latent_preview
+from sdui.engine.prompts import encode_prompt_pair
+from sdui.engine.result import Progress, Result
+from sdui.engine.samplers import build_scheduler
+from sdui.models.manager import Task
+from sdui.outputs.infotext import format_infotext
+from sdui.params import GenerationParams, Mode
+
+TASKS = {Mode.TXT2IMG: Task.TXT2IMG, Mode.IMG2IMG: Task.IMG2IMG, Mode.INPAINT: Task.INPAINT,
+         Mode.OUTPAINT: Task.INPAINT}
+
+
+class GenerationError(Exception):
+    """Generation failed inside the model (e.g. NaN images even after decoding with an fp32 VAE)."""
+
+
+class Engine:
+    """Runs generations on the pipelines of a ModelManager (anything with get/info/base_scheduler_config)."""
+
+    def __init__(self, manager, preview_every: int = 5) -> None:
+        self.manager = manager
+        self.preview_every = max(1, preview_every)
+
+    def run(self, params: GenerationParams, progress: Callable[[Progress], None] | None = None,
+            cancel: threading.Event | None = None) -> Result:
+        """Generate batch_count × batch_size images; an interrupted run returns what it has."""
+        # 1. Check inputs before any heavy work.
+        check_params(params)
+        seed, subseed = noise.resolve_seed(params.seed), noise.resolve_seed(params.subseed)
+        params = params.replace(seed=seed, subseed=subseed)
+        inputs = prepare_inputs(params, seed)
+        # 2. The checkpoint's pipeline for this task.
+        pipe = self.manager.get(params.checkpoint, TASKS[params.mode])
+        info = self.manager.info(params.checkpoint)
+        pipe.set_progress_bar_config(disable=True)
+        base_config = self.manager.base_scheduler_config(params.checkpoint)
+        # 3. Prompts are encoded once for the whole job.
+        conditioning = encode_conditioning(pipe, params)
+        result = Result(params=params, model_title=info.title, model_hash=info.short_hash)
+        # 4. One pipeline call per batch.
+        for batch_index in range(params.batch_count):
+            if cancel is not None and cancel.is_set():
+                result.interrupted = True
+                break
+            seeds = noise.image_seeds(seed, params.batch_size, batch_index)
+            subseeds = noise.image_seeds(subseed, params.batch_size, batch_index)
+            # Jobs run one at a time on one worker, so the shared pipeline's scheduler can be swapped per
+            # batch; a fresh one also resets all scheduler state (step index, Brownian trees).
+            pipe.scheduler = build_scheduler(base_config, params.sampler, params.schedule)
+            if hasattr(pipe.scheduler, "noise_sampler_seed"):
+                pipe.scheduler.noise_sampler_seed = list(seeds)  # one Brownian tree per image
+            on_step = self._step_callback(params, batch_index, progress, cancel)
+            latents = call_pipeline(pipe, params, inputs, conditioning, seeds, subseeds, on_step)
+            # 5. Decode, with one fp32 retry when the VAE overflows.
+            images = decode_latents(pipe, latents)
+            # 6. Post-process: paste the original back outside the mask.
+            images = [inputs.finish(image) for image in images]
+            result.images += images
+            result.seeds += seeds
+            result.subseeds += subseeds
+            if pipe.interrupt or (cancel is not None and cancel.is_set()):
+                result.interrupted = True
+                break
+        # 7. One A1111 infotext per image.
+        result.infotexts = [infotext(params, s, sub, info) for s, sub in zip(result.seeds, result.subseeds)]
+        return result
+
+    def _step_callback(self, params: GenerationParams, batch_index: int,
+                       progress: Callable[[Progress], None] | None, cancel: threading.Event | None):
+        def on_step_end(pipe, step: int, timestep, tensors: dict) -> dict:
+            if progress is not None:
+                per_batch = pipe.num_timesteps
+                done = step + 1
+                preview = None
+                if done % self.preview_every == 0 or done == per_batch:
+                    preview = latent_preview(tensors["latents"][0], sdxl=is_sdxl(pipe))
+                progress(Progress(step=batch_index * per_batch + done, total=per_batch * params.batch_count,
+                                  preview=preview, batch_index=batch_index, batch_count=params.batch_count))
+            if cancel is not None and cancel.is_set():
+                pipe._interrupt = True  # diffusers skips the remaining steps and returns the current latents
+            return tensors
+
+        return on_step_end
+
+
+def check_params(params: GenerationParams) -> None:
+    """GenerationParams.validate() plus what the engine itself cannot do."""
+    params.validate()
+    if params.mode is not Mode.TXT2IMG and params.subseed_strength > 0:
+        raise ValueError(f"subseed_strength (variation seed) works in txt2img only; got {params.subseed_strength} "
+                         f"for {params.mode.value}: set it to 0")
+
+
+def is_sdxl(pipe) -> bool:
+    return getattr(pipe, "text_encoder_2", None) is not None
+
+
+def encode_conditioning(pipe, params: GenerationParams) -> dict:
+    """Pipeline keyword arguments for the prompts: A1111-weighted embeddings (SD1/SD2), plain text (SDXL)."""
+    if is_sdxl(pipe):
+        # Two encoders and pooled embeddings: A1111 weighting is not done for SDXL yet.
+        kwargs = {"prompt": params.prompt, "negative_prompt": params.negative_prompt}
+        if params.clip_skip > 1:
+            kwargs["clip_skip"] = params.clip_skip - 1  # diffusers counts skipped layers from 0
+        return kwargs
+    positive, negative = encode_prompt_pair(pipe.text_encoder, pipe.tokenizer, params.prompt,
+                                            params.negative_prompt, params.clip_skip)
+    return {"prompt_embeds": positive, "negative_prompt_embeds": negative}
+
+
+def call_pipeline(pipe, params: GenerationParams, inputs: ModeInputs, conditioning: dict, seeds: list[int],
+                  subseeds: list[int], on_step) -> torch.Tensor:
+    """One diffusers call for one batch; returns the final (or interrupted) latents."""
+    n = len(seeds)
+    kwargs = {key: (value if isinstance(value, str) else value.repeat(n, 1, 1)) for key, value in conditioning.items()}
+    if "prompt" in kwargs:
+        kwargs["prompt"], kwargs["negative_prompt"] = [kwargs["prompt"]] * n, [kwargs["negative_prompt"]] * n
+    kwargs.update(num_inference_steps=params.steps, guidance_scale=params.cfg_scale, output_type="latent",
+                  callback_on_step_end=on_step, callback_on_step_end_tensor_inputs=["latents"])
+    if inputs.mode is Mode.TXT2IMG:
+        shape = (pipe.unet.config.in_channels, inputs.height // pipe.vae_scale_factor,
+                 inputs.width // pipe.vae_scale_factor)
+        batch = noise.batch_noise(seeds, shape, subseeds, params.subseed_strength)
+        kwargs.update(latents=batch.latents.to(pipe.unet.dtype), generator=batch.generators,
+                      width=inputs.width, height=inputs.height)
+    else:
+        # img2img/inpaint pipelines draw the initial noise themselves, from each image's own generator.
+        kwargs.update(image=[inputs.init_for(s) for s in seeds], strength=params.denoising_strength,
+                      generator=noise.step_generators(seeds))
+        if inputs.mask is not None:
+            kwargs.update(mask_image=[inputs.mask] * n, width=inputs.width, height=inputs.height)
+    with torch.inference_mode():
+        latents = pipe(**kwargs).images
+    if torch.isnan(latents).any():
+        raise GenerationError("the model produced NaN latents; try --no-half, another sampler or fewer steps")
+    return latents
+
+
+def decode_latents(pipe, latents: torch.Tensor) -> list[Image.Image]:
+    """VAE-decode latents to PIL images; NaN → one retry with the VAE in fp32, then GenerationError."""
+    vae = pipe.vae
+    with torch.inference_mode():
+        decoded = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+        if torch.isnan(decoded).any() and vae.dtype != torch.float32:
+            original_dtype = vae.dtype
+            vae.to(torch.float32)
+            try:
+                decoded = vae.decode(latents.float() / vae.config.scaling_factor, return_dict=False)[0]
+            finally:
+                vae.to(original_dtype)
+        if torch.isnan(decoded).any():
+            raise GenerationError("the VAE produced NaN images even in fp32; try another checkpoint or VAE")
+    return pipe.image_processor.postprocess(decoded.float(), output_type="pil")
+
+
+def infotext(params: GenerationParams, seed: int, subseed: int, info) -> str:
+    """The A1111 infotext of one image of this job."""
+    return format_infotext(params, seed=seed, subseed=subseed, model_name=info.name, model_hash=info.short_hash)

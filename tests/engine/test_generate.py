@@ -1,0 +1,139 @@
+"""Engine.run on the tiny model: samplers, determinism, batches, variation seeds, progress, interrupt, bad input."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from sdui.engine import samplers
+from sdui.engine.result import Progress
+from sdui.params import Mode
+
+from .conftest import pixels, small
+
+# Batched convolutions on CPU (oneDNN) round differently from single ones by ~1e-6, so a batch image can
+# differ from its single run by one level in a few pixels; the noise itself is bit-identical (test_noise).
+BATCH_TOLERANCE = 2
+
+
+def assert_same_image(a, b, tolerance: int = 0) -> None:
+    diff = np.abs(pixels(a) - pixels(b))
+    assert diff.max() <= tolerance, f"max pixel difference {diff.max()}"
+    if tolerance:
+        assert (diff > 0).mean() < 0.01, f"{(diff > 0).mean():.1%} of pixels differ"
+
+
+def assert_different(a, b) -> None:
+    changed = (np.abs(pixels(a) - pixels(b)) > 10).mean()
+    assert changed > 0.02, f"only {changed:.1%} of pixels differ"  # an inpainted 16x16 square is 6%
+
+
+@pytest.mark.parametrize("sampler", samplers.sampler_names())
+def test_every_sampler_and_schedule_runs_without_nan(engine, sampler):
+    for schedule in samplers.schedule_names():
+        result = engine.run(small(sampler=sampler, schedule=schedule))
+        image = pixels(result.images[0])
+        assert image.shape == (64, 64, 3), (sampler, schedule)
+        assert image.std() > 1, f"{sampler} / {schedule} gave a flat image"
+
+
+def test_same_params_give_identical_pixels(engine):
+    a, b = engine.run(small()), engine.run(small())
+    assert_same_image(a.images[0], b.images[0])
+    assert_different(a.images[0], engine.run(small(seed=999)).images[0])
+
+
+def test_random_seed_is_resolved_and_reported(engine):
+    result = engine.run(small(seed=-1, batch_size=2))
+    assert result.params.seed >= 0 and result.seeds == [result.params.seed, result.params.seed + 1]
+    assert result.params.subseed >= 0
+    assert len(result.infotexts) == 2 and f"Seed: {result.seeds[1]}," in result.infotexts[1]
+    assert result.model_title.startswith("sdui-tiny-demo")
+
+
+@pytest.mark.parametrize("mode", ["txt2img", "img2img", "inpaint"])
+def test_batch_image_i_equals_a_single_run_with_seed_plus_i(engine, photo, center_mask, mode):
+    extra = {} if mode == "txt2img" else {"init_image": photo, "denoising_strength": 0.8}
+    if mode == "inpaint":
+        extra["mask"] = center_mask
+    batch = engine.run(small(mode=mode, sampler="Euler a", batch_size=3, **extra))
+    assert batch.seeds == [1234, 1235, 1236]
+    for i in (1, 2):
+        single = engine.run(small(mode=mode, sampler="Euler a", seed=1234 + i, **extra))
+        assert_same_image(batch.images[i], single.images[0], BATCH_TOLERANCE)
+    assert_different(batch.images[0], batch.images[1])
+
+
+def test_batch_count_three_equals_batch_size_three(engine):
+    by_count = engine.run(small(batch_count=3))
+    by_size = engine.run(small(batch_size=3))
+    assert by_count.seeds == by_size.seeds == [1234, 1235, 1236]
+    for a, b in zip(by_count.images, by_size.images):
+        assert_same_image(a, b, BATCH_TOLERANCE)
+
+
+def test_variation_seed_strength_zero_and_one(engine):
+    plain = engine.run(small()).images[0]
+    assert_same_image(engine.run(small(subseed=77, subseed_strength=0.0)).images[0], plain)
+    full = engine.run(small(subseed=77, subseed_strength=1.0))
+    # Strength 1 is the subseed's initial noise; ancestral step noise still follows the main seed.
+    euler_full = engine.run(small(sampler="Euler", subseed=77, subseed_strength=1.0)).images[0]
+    assert_same_image(euler_full, engine.run(small(sampler="Euler", seed=77)).images[0])
+    half = engine.run(small(sampler="Euler", subseed=77, subseed_strength=0.5)).images[0]
+    assert_different(half, euler_full)
+    assert "Variation seed: 77" in full.infotexts[0]
+
+
+def test_progress_reports_steps_over_the_whole_job_and_previews(engine):
+    seen: list[Progress] = []
+    engine.run(small(steps=4, batch_count=2), progress=seen.append)
+    assert [(p.step, p.total) for p in seen] == [(i, 8) for i in range(1, 9)]
+    assert [p.batch_index for p in seen] == [0] * 4 + [1] * 4
+    previews = [p.preview for p in seen if p.preview is not None]
+    assert previews and previews[0].size == (8, 8)  # latent size: 64 / 8
+
+
+def test_interrupt_from_another_thread_stops_within_one_step(engine):
+    cancel = threading.Event()
+    after_cancel: list[int] = []
+
+    def on_progress(p: Progress) -> None:
+        if cancel.is_set():
+            after_cancel.append(p.step)
+        elif p.step == 3:
+            setter = threading.Thread(target=cancel.set)
+            setter.start()
+            setter.join()
+
+    result = engine.run(small(steps=30, batch_count=3), progress=on_progress, cancel=cancel)
+    assert result.interrupted
+    assert len(after_cancel) <= 1, f"steps run after the interrupt: {after_cancel}"
+    assert len(result.images) == 1 and result.seeds == [1234]  # the partial image, no further batches
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"width": 100}, "width"),
+    ({"steps": 0}, "steps"),
+    ({"steps": 151}, "steps"),
+    ({"sampler": "Nonsense"}, "sampler"),
+    ({"mode": Mode.IMG2IMG}, "init_image"),
+    ({"mode": Mode.INPAINT, "init_image": "photo"}, "mask"),
+])
+def test_bad_input_raises_value_error_naming_the_field(engine, photo, changes, field):
+    if changes.get("init_image") == "photo":
+        changes["init_image"] = photo
+    with pytest.raises(ValueError, match=field):
+        engine.run(small(**changes))
+
+
+def test_denoise_outside_range_and_empty_mask_are_errors(engine, photo):
+    from PIL import Image
+
+    with pytest.raises(ValueError, match="denoising_strength"):
+        engine.run(small(mode="img2img", init_image=photo, denoising_strength=1.5))
+    with pytest.raises(ValueError, match="mask is empty"):
+        engine.run(small(mode="inpaint", init_image=photo, mask=Image.new("L", (64, 64))))
+    with pytest.raises(ValueError, match="subseed_strength"):
+        engine.run(small(mode="img2img", init_image=photo, subseed_strength=0.5))
