@@ -1,0 +1,46 @@
+"""The img2img tab: an uploaded picture, how to fit it, and how much to change it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from sdui.params import GenerationParams, Mode, ResizeMode
+from sdui.ui import panel as panel_ui
+from sdui.ui import results as results_ui
+from sdui.ui import run
+from sdui.ui.context import UIContext
+
+
+def build(ctx: UIContext) -> panel_ui.Panel:
+    """Lay out the tab (call inside gr.Tabs)."""
+    with gr.Tab("img2img", id="img2img"):
+        return panel_ui.build("img2img", ctx.settings.outputs_dir, extras=_extras)
+
+
+def _extras() -> dict[str, Any]:
+    image = gr.Image(label="Image", type="pil", format="png", image_mode="RGB", sources=["upload", "clipboard"],
+                     height=360, elem_id="img2img_image")
+    resize = gr.Radio([m.value for m in ResizeMode], value=ResizeMode.JUST_RESIZE.value, label="Resize mode",
+                      elem_id="img2img_resize_mode")
+    strength = gr.Slider(0.0, 1.0, value=0.75, step=0.01, label="Denoising strength",
+                         elem_id="img2img_denoising_strength")
+    return {"init_image": image, "resize_mode": resize, "denoising_strength": strength}
+
+
+def bind(ctx: UIContext, panel: panel_ui.Panel, checkpoint: gr.Dropdown) -> None:
+    """Wire Generate (api_name "img2img"), Interrupt, the panel buttons and size-follows-upload."""
+    panel_ui.bind(panel)
+    results_ui.bind(panel.results)
+    image = panel.fields["init_image"]
+    image.upload(panel_ui.size_of, image, [panel.fields["width"], panel.fields["height"]], queue=False,
+                 api_visibility="private")
+    run.bind_tab(ctx, panel, checkpoint, "img2img", to_params)
+
+
+def to_params(fields: dict[str, Any]) -> GenerationParams:
+    """Widget values by name → GenerationParams; a clear error when no picture was given."""
+    if fields.get("init_image") is None:
+        raise ValueError("img2img needs a picture: drop an image into the Image box first")
+    return panel_ui.params_from_fields(fields, mode=Mode.IMG2IMG)

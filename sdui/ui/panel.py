@@ -1,0 +1,151 @@
+"""The shared parameter panel every tab is built from: prompts, sampler, size, seed, batch, buttons."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from sdui.engine import samplers
+from sdui.params import BATCH_COUNT_MAX, BATCH_SIZE_MAX, SEED_MAX, SIZE_MAX, SIZE_MIN, STEPS_MAX, GenerationParams
+from sdui.ui import results as results_ui
+
+_PARAM_FIELDS = {f.name: f for f in dataclasses.fields(GenerationParams)}
+
+
+@dataclass
+class Panel:
+    """One tab's widgets. `fields` maps GenerationParams field names to the widgets that set them."""
+
+    tab: str
+    fields: dict[str, gr.components.Component]
+    generate: gr.Button
+    interrupt: gr.Button
+    results: results_ui.Results
+    swap_size: gr.Button
+    random_seed: gr.Button
+    reuse_seed: gr.Button
+    extras: dict[str, gr.components.Component] = field(default_factory=dict)  # tab widgets that are not fields
+
+
+def build(tab: str, outputs_dir: Path, extras: Callable[[], dict[str, Any]] | None = None,
+          show_size: bool = True) -> Panel:
+    """Lay out a tab: prompt row on top, settings (with the tab's own `extras` first) left, results right.
+
+    `extras()` builds the tab's own widgets and returns them by name; names that are GenerationParams
+    fields become panel fields, the others land in `Panel.extras`.
+    """
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=6):
+            prompt = gr.Textbox("", label="Prompt", lines=3, max_lines=12, elem_id=f"{tab}_prompt",
+                                placeholder="Prompt (Ctrl+Enter to generate)")
+            negative = gr.Textbox("", label="Negative prompt", lines=2, max_lines=12, elem_id=f"{tab}_neg_prompt",
+                                  placeholder="Negative prompt")
+        with gr.Column(scale=1, min_width=160):
+            generate = gr.Button("Generate", variant="primary", elem_id=f"{tab}_generate")
+            interrupt = gr.Button("Interrupt", variant="stop", elem_id=f"{tab}_interrupt")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1):
+            own = extras() if extras else {}
+            with gr.Row():
+                sampler = gr.Dropdown(samplers.sampler_names(), value="Euler a", label="Sampling method",
+                                      elem_id=f"{tab}_sampler")
+                schedule = gr.Dropdown(samplers.schedule_names(), value="Automatic", label="Schedule type",
+                                       elem_id=f"{tab}_schedule")
+            steps = gr.Slider(1, STEPS_MAX, value=20, step=1, label="Sampling steps", elem_id=f"{tab}_steps")
+            with gr.Row(visible=show_size):
+                with gr.Column(scale=4):
+                    width = gr.Slider(SIZE_MIN, SIZE_MAX, value=512, step=64, label="Width", elem_id=f"{tab}_width")
+                    height = gr.Slider(SIZE_MIN, SIZE_MAX, value=512, step=64, label="Height",
+                                       elem_id=f"{tab}_height")
+                swap_size = gr.Button("⇅", elem_id=f"{tab}_swap_size", min_width=40, scale=0)
+            cfg_scale = gr.Slider(1.0, 30.0, value=7.0, step=0.5, label="CFG scale", elem_id=f"{tab}_cfg_scale")
+            with gr.Row():
+                seed = gr.Number(-1, label="Seed (-1 = random)", precision=0, minimum=-1, maximum=SEED_MAX,
+                                 elem_id=f"{tab}_seed", scale=4)
+                random_seed = gr.Button("🎲", elem_id=f"{tab}_random_seed", min_width=40, scale=0)
+                reuse_seed = gr.Button("♻️", elem_id=f"{tab}_reuse_seed", min_width=40, scale=0)
+            with gr.Accordion("Variation seed", open=False):
+                subseed = gr.Number(-1, label="Variation seed", precision=0, minimum=-1, maximum=SEED_MAX,
+                                    elem_id=f"{tab}_subseed")
+                subseed_strength = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Variation strength",
+                                             elem_id=f"{tab}_subseed_strength")
+            with gr.Row():
+                batch_count = gr.Slider(1, BATCH_COUNT_MAX, value=1, step=1, label="Batch count",
+                                        elem_id=f"{tab}_batch_count")
+                batch_size = gr.Slider(1, BATCH_SIZE_MAX, value=1, step=1, label="Batch size",
+                                       elem_id=f"{tab}_batch_size")
+        with gr.Column(scale=1):
+            results = results_ui.build(tab, outputs_dir)
+    fields = {"prompt": prompt, "negative_prompt": negative, "sampler": sampler, "schedule": schedule,
+              "steps": steps, "width": width, "height": height, "cfg_scale": cfg_scale, "seed": seed,
+              "subseed": subseed, "subseed_strength": subseed_strength, "batch_count": batch_count,
+              "batch_size": batch_size}
+    fields.update({name: widget for name, widget in own.items() if name in _PARAM_FIELDS})
+    return Panel(tab=tab, fields=fields, generate=generate, interrupt=interrupt, results=results,
+                 swap_size=swap_size, random_seed=random_seed, reuse_seed=reuse_seed,
+                 extras={name: widget for name, widget in own.items() if name not in _PARAM_FIELDS})
+
+
+def bind(panel: Panel) -> None:
+    """Wire the panel's own small buttons (they never touch the device queue)."""
+    f = panel.fields
+    panel.swap_size.click(lambda w, h: (h, w), [f["width"], f["height"]], [f["width"], f["height"]],
+                          queue=False, api_visibility="private")
+    panel.random_seed.click(lambda: -1, None, f["seed"], queue=False, api_visibility="private")
+    panel.reuse_seed.click(results_ui.selected_seed, [panel.results.data, panel.results.selected], f["seed"],
+                           queue=False, api_visibility="private")
+
+
+def params_from_fields(values: dict[str, Any], **overrides: Any) -> GenerationParams:
+    """Build GenerationParams by field name from widget values (numbers arrive as floats from sliders)."""
+    merged = {**values, **overrides}
+    kwargs = {name: _coerce(name, value) for name, value in merged.items() if name in _PARAM_FIELDS}
+    if kwargs.get("checkpoint") in ("", None):
+        kwargs["checkpoint"] = None
+    return GenerationParams(**kwargs)
+
+
+def field_updates(panel: Panel, params: GenerationParams) -> dict[gr.components.Component, Any]:
+    """The widget values that show `params` in this panel (used by "Send to" and PNG info)."""
+    updates = {}
+    for name, widget in panel.fields.items():
+        value = getattr(params, name)
+        if name in ("init_image", "mask") or value is None:
+            continue
+        updates[widget] = value.value if hasattr(value, "value") else value
+    return updates
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _PARAM_FIELDS[name].type
+    if kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind == "bool" and isinstance(value, int):  # radios with type="index": second choice = True
+        return bool(value)
+    if kind == "str" and value is None:
+        return ""
+    return value
+
+
+def size_of(image: Any) -> tuple[int, int]:
+    """Width and height sliders for an uploaded picture: its size rounded to the sliders' step of 64."""
+    if image is None:
+        return gr.skip(), gr.skip()
+    if isinstance(image, dict):  # an ImageEditor value
+        image = image.get("background")
+        if image is None:
+            return gr.skip(), gr.skip()
+    width, height = image.size if hasattr(image, "size") and not hasattr(image, "shape") else (
+        image.shape[1], image.shape[0])
+    return _round64(width), _round64(height)
+
+
+def _round64(value: int) -> int:
+    return int(min(SIZE_MAX, max(SIZE_MIN, round(value / 64) * 64)))

@@ -1,0 +1,109 @@
+"""The PNG info tab: read the parameters stored in any picture and send them to a tab with one click."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from sdui.models.errors import ModelNotFound
+from sdui.outputs.infotext import params_from_infotext, parse_infotext
+from sdui.outputs.read import read_infotext
+from sdui.ui import panel as panel_ui
+from sdui.ui.context import UIContext
+
+SEND_TARGETS = ("txt2img", "img2img", "inpaint")
+
+
+@dataclass
+class PngInfo:
+    image: gr.Image
+    text: gr.Textbox
+    table: gr.Dataframe
+    send: dict[str, gr.Button]
+    regenerate: gr.Button
+
+
+def build() -> PngInfo:
+    """Lay out the tab (call inside gr.Tabs)."""
+    with gr.Tab("PNG info", id="pnginfo"):
+        with gr.Row(equal_height=False):
+            with gr.Column():
+                # filepath + no image_mode: the uploaded file is read as is, its text chunks intact.
+                image = gr.Image(label="Source", type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                                 height=420, elem_id="pnginfo_image")
+            with gr.Column():
+                text = gr.Textbox(label="Parameters", lines=6, interactive=False, elem_id="pnginfo_text")
+                table = gr.Dataframe(headers=["Parameter", "Value"], interactive=False, wrap=True,
+                                     elem_id="pnginfo_table")
+                with gr.Row():
+                    send = {t: gr.Button(f"Send to {t}", elem_id=f"pnginfo_send_to_{t}") for t in SEND_TARGETS}
+                regenerate = gr.Button("Regenerate", variant="primary", elem_id="pnginfo_regenerate")
+    return PngInfo(image=image, text=text, table=table, send=send, regenerate=regenerate)
+
+
+def read(image: str | None) -> tuple[str, list[list[str]]]:
+    """The infotext of the picture at `image` and its fields as (parameter, value) rows."""
+    if image is None:
+        return "", []
+    try:
+        text = read_infotext(image)
+    except ValueError as e:
+        raise gr.Error(f"Cannot read this file: {e}. Drop a PNG, JPEG or WEBP picture.") from e
+    if not text:
+        return "", [["(none)", "This picture carries no generation parameters"]]
+    return text, [[str(key), str(value)] for key, value in parse_infotext(text).items()]
+
+
+def bind(ctx: UIContext, ui: PngInfo, tabs: gr.Tabs, panels: dict[str, panel_ui.Panel],
+         checkpoint: gr.Dropdown) -> None:
+    """Wire reading (api_name "png_info"), the Send-to buttons and Regenerate."""
+    ui.image.change(read, ui.image, [ui.text, ui.table], api_name="png_info", queue=False)
+    for target, button in ui.send.items():
+        _bind_send(ctx, ui, button, tabs, panels[target], checkpoint)
+    _bind_send(ctx, ui, ui.regenerate, tabs, panels["txt2img"], checkpoint).then(
+        None, js="() => { document.querySelector('#txt2img_generate').click(); }")
+
+
+def _bind_send(ctx: UIContext, ui: PngInfo, button: gr.Button, tabs: gr.Tabs, panel: panel_ui.Panel,
+               checkpoint: gr.Dropdown):
+    image_widget = image_input(panel)
+    outputs = [*panel.fields.values(), checkpoint, tabs] + ([image_widget] if image_widget is not None else [])
+
+    def send(text: str, image: str | None) -> dict[Any, Any]:
+        if not text:
+            raise gr.Error("No parameters to send: drop a picture made by sdui or AUTOMATIC1111 first")
+        try:
+            params = params_from_infotext(text)
+        except ValueError as e:
+            raise gr.Error(f"These parameters cannot be used: {e}") from e
+        updates: dict[Any, Any] = panel_ui.field_updates(panel, params)
+        updates[tabs] = gr.Tabs(selected=panel.tab)
+        title = checkpoint_title(ctx, params.checkpoint, parse_infotext(text).get("Model hash"))
+        if title:
+            updates[checkpoint] = title
+        if image_widget is not None and image is not None:
+            updates[image_widget] = image
+        return updates
+
+    return button.click(send, [ui.text, ui.image], outputs, queue=False, api_visibility="private")
+
+
+def image_input(panel: panel_ui.Panel) -> gr.components.Component | None:
+    """The widget that takes a tab's input picture (img2img's Image, inpaint/outpaint's editor)."""
+    return panel.fields.get("init_image") or panel.extras.get("editor")
+
+
+def checkpoint_title(ctx: UIContext, name: str | None, short_hash: str | None = None) -> str | None:
+    """The catalog title for a model named (or hashed) in an infotext, or None when it is not here."""
+    if name:
+        try:
+            return ctx.catalog.find(name).title
+        except (ModelNotFound, ValueError):
+            pass
+    if short_hash:
+        for info in ctx.catalog.list():
+            if info.short_hash == short_hash:
+                return info.title
+    return None

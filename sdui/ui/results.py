@@ -1,0 +1,90 @@
+"""The results side of a tab: progress bar, live preview, gallery of saved files, infotext, send buttons."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+SEND_TARGETS = ("img2img", "inpaint", "outpaint")
+
+
+@dataclass
+class Results:
+    progress: gr.HTML
+    preview: gr.Image
+    gallery: gr.Gallery
+    infotext: gr.Textbox
+    data: gr.JSON  # {"paths", "infotexts", "seeds"} of the last job: the API returns it, select reads it
+    selected: gr.State  # index of the selected gallery image
+    job: gr.State  # id of this session's last Job, so Interrupt reaches only it
+    send: dict[str, gr.Button]
+
+    @property
+    def outputs(self) -> list[gr.components.Component]:
+        """Everything a generate handler may update, in one fixed list."""
+        return [self.progress, self.preview, self.gallery, self.infotext, self.data, self.selected, self.job]
+
+
+def build(tab: str, outputs_dir: Path) -> Results:
+    """Create the results column of `tab` (call inside a Column)."""
+    progress = gr.HTML("", elem_id=f"{tab}_progress", padding=False)
+    preview = gr.Image(label="Preview", type="pil", format="png", interactive=False, visible=False,
+                       elem_id=f"{tab}_preview", height=256)
+    gallery = gr.Gallery(label="Output", format="png", columns=2, height=480, interactive=False,
+                         elem_id=f"{tab}_gallery", object_fit="contain")
+    infotext = gr.Textbox(label="Generation parameters", lines=4, interactive=False, elem_id=f"{tab}_infotext")
+    data = gr.JSON(value={"paths": [], "infotexts": [], "seeds": []}, visible=False, label="Result data")
+    with gr.Row():
+        send = {target: gr.Button(f"Send to {target}", size="sm", elem_id=f"{tab}_send_to_{target}")
+                for target in SEND_TARGETS}
+    gr.Markdown(f"Images are saved in `{outputs_dir}`", elem_id=f"{tab}_outputs_folder")
+    return Results(progress=progress, preview=preview, gallery=gallery, infotext=infotext, data=data,
+                   selected=gr.State(0), job=gr.State(None), send=send)
+
+
+def bind(results: Results) -> None:
+    """Show the infotext of the image the user selects in the gallery."""
+    results.gallery.select(_on_select, results.data, [results.infotext, results.selected], queue=False,
+                           api_visibility="private")
+
+
+def _on_select(data: dict | None, evt: gr.SelectData) -> tuple[str, int]:
+    index = evt.index if isinstance(evt.index, int) else 0
+    infotexts = (data or {}).get("infotexts") or []
+    return (infotexts[index] if index < len(infotexts) else ""), index
+
+
+def selected_seed(data: dict | None, selected: int | None) -> int:
+    """The seed of the selected (else first) image of the last job, or -1 when there is none."""
+    seeds = (data or {}).get("seeds") or []
+    if not seeds:
+        return -1
+    index = selected if isinstance(selected, int) and 0 <= selected < len(seeds) else 0
+    return int(seeds[index])
+
+
+def selected_path(data: dict | None, selected: int | None) -> str | None:
+    """The saved file of the selected (else first) image of the last job."""
+    paths = (data or {}).get("paths") or []
+    if not paths:
+        return None
+    index = selected if isinstance(selected, int) and 0 <= selected < len(paths) else 0
+    return paths[index]
+
+
+def progress_html(step: int, total: int, text: str) -> str:
+    """A progress bar with `text` under it; `total` 0 shows the text alone (queued / loading)."""
+    percent = 0 if total <= 0 else min(100, round(100 * step / total))
+    bar = (f'<div class="sdui-progress-track" style="background:#e5e7eb;border-radius:4px;height:14px">'
+           f'<div class="sdui-progress-bar" style="width:{percent}%;background:#f97316;height:14px;'
+           f'border-radius:4px;transition:width .2s"></div></div>') if total > 0 else ""
+    return f'<div class="sdui-progress">{bar}<div class="sdui-progress-text">{html.escape(text)}</div></div>'
+
+
+def empty_data() -> dict[str, Any]:
+    return {"paths": [], "infotexts": [], "seeds": []}
+

@@ -1,0 +1,131 @@
+"""Submit-and-follow: put a tab's GenerationParams on the job queue and stream its progress to the page."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gradio as gr
+
+from sdui.engine.generate import GenerationError
+from sdui.jobs import FINISHED, Job, JobState
+from sdui.models.errors import ModelError
+from sdui.params import GenerationParams
+from sdui.ui.context import DEVICE_CONCURRENCY_ID, UIContext
+from sdui.ui.panel import Panel
+from sdui.ui.results import Results, empty_data, progress_html
+
+POLL_SECONDS = 0.2
+PREVIEW_EVERY_STEPS = 3
+
+
+def follow(ctx: UIContext, params: GenerationParams, owner: str, results: Results) -> Iterator[dict]:
+    """Submit `params` for `owner` and yield widget updates until the job ends (a gr.Error if it fails)."""
+    try:
+        job = ctx.queue.submit(params, owner=owner)
+    except ValueError as e:
+        raise gr.Error(f"Cannot generate: {e}") from e
+    yield {results.job: job.id, results.progress: progress_html(0, 0, "Queued…"),
+           results.preview: gr.update(value=None, visible=True)}
+    last_preview = -PREVIEW_EVERY_STEPS
+    while (p := job.progress()).state not in FINISHED:
+        update: dict[Any, Any] = {results.progress: progress_html(p.step, p.total, _status_text(ctx, job, p))}
+        if p.preview is not None and p.step - last_preview >= PREVIEW_EVERY_STEPS:
+            update[results.preview] = p.preview
+            last_preview = p.step
+        yield update
+        time.sleep(POLL_SECONDS)
+    yield _finished(job, results)
+
+
+def interrupt_own(ctx: UIContext, job_id: str | None, owner: str) -> None:
+    """Interrupt this session's jobs (the one it follows, and any it has queued); nobody else's."""
+    jobs = ctx.queue.active(owner) if owner else []
+    followed = ctx.queue.get(job_id) if job_id else None
+    if followed is not None and followed.owner == owner:
+        jobs.append(followed)
+    for job in jobs:
+        job.interrupt()
+
+
+def bind_generate(ctx: UIContext, panel: Panel, handler: Callable[..., Iterator[dict]], api_name: str,
+                  inputs_kwargs: dict[str, gr.components.Component]) -> None:
+    """Wire Generate (one FIFO line for the device), Interrupt (immediate) and the gallery selection."""
+    panel.generate.click(handler, inputs_kwargs=inputs_kwargs, outputs=panel.results.outputs, api_name=api_name,
+                         concurrency_id=DEVICE_CONCURRENCY_ID, concurrency_limit=1,
+                         show_progress_on=[panel.results.gallery])
+
+    def interrupt(job_id: str | None, request: gr.Request) -> None:
+        interrupt_own(ctx, job_id, request.session_hash or "")
+
+    panel.interrupt.click(interrupt, panel.results.job, None, queue=False, api_visibility="private")
+
+
+def raise_as_gr_error(error: Exception) -> None:
+    """Turn a domain failure into the toast that tells the user what to do."""
+    if isinstance(error, ModelError):
+        raise gr.Error(f"The checkpoint could not be used: {error}. Pick another checkpoint in the top bar, "
+                       "or check the file in the models folder.") from error
+    if isinstance(error, GenerationError):
+        raise gr.Error(f"Generation failed: {error}") from error
+    raise gr.Error(f"Cannot generate: {error}") from error
+
+
+def _finished(job: Job, results: Results) -> dict:
+    try:
+        result = job.wait()
+    except Exception as e:  # noqa: BLE001 - the one boundary where any job failure becomes a toast
+        raise_as_gr_error(e)
+    if job.save_error:
+        gr.Warning(f"The images were not saved: {job.save_error}")
+    paths = [str(p) for p in job.saved_paths]
+    items: list[Any] = paths
+    if not paths:  # saving off or failed: hand over the images with their infotext so downloads keep it
+        items = []
+        for image, text in zip(result.images, result.infotexts):
+            image.info["parameters"] = text
+            items.append(image)
+    done = len(result.images)
+    text = (f"Interrupted: {done} image(s) made" if result.interrupted
+            else f"Done: {done} image(s), seed {result.seeds[0] if result.seeds else '?'}")
+    return {results.progress: progress_html(1, 1, text) if not result.interrupted else progress_html(0, 0, text),
+            results.preview: gr.update(value=None, visible=False), results.gallery: items,
+            results.infotext: result.infotexts[0] if result.infotexts else "",
+            results.data: {**empty_data(), "paths": paths, "infotexts": list(result.infotexts),
+                           "seeds": list(result.seeds)},
+            results.selected: 0, results.job: None}
+
+
+def _status_text(ctx: UIContext, job: Job, p: Any) -> str:
+    if p.state is JobState.QUEUED:
+        return f"Waiting in line: {p.queue_position} job(s) ahead"
+    if p.step == 0:
+        return p.textinfo or _loading_text(ctx, job)
+    eta = f", ETA {p.eta_seconds:.0f}s" if p.eta_seconds is not None else ""
+    return f"Step {p.step}/{p.total}{eta}"
+
+
+def _loading_text(ctx: UIContext, job: Job) -> str:
+    wanted = job.params.checkpoint
+    if wanted and not any(wanted in title for title in ctx.manager.loaded()):
+        return f"Loading model {wanted}…"
+    return "Starting…"
+
+
+def bind_tab(ctx: UIContext, panel: Panel, checkpoint: gr.Dropdown, api_name: str,
+             to_params: Callable[[dict[str, Any]], GenerationParams], skip: tuple[str, ...] = ()) -> None:
+    """Wire a tab's Generate to `to_params(widget values by name)` → job queue → progress stream.
+
+    Every panel field and extra widget is an input (and a named API parameter) except those in `skip`.
+    """
+
+    def handler(request: gr.Request, **fields: Any) -> Iterator[dict]:
+        try:
+            params = to_params(fields)
+        except ValueError as e:
+            raise gr.Error(f"Cannot generate: {e}") from e
+        yield from follow(ctx, params, request.session_hash or "", panel.results)
+
+    extras = {name: widget for name, widget in panel.extras.items() if name not in skip}
+    bind_generate(ctx, panel, handler, api_name, {**panel.fields, **extras, "checkpoint": checkpoint})

@@ -1,0 +1,31 @@
+"""The txt2img tab: the shared panel and nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from sdui.params import GenerationParams, Mode
+from sdui.ui import panel as panel_ui
+from sdui.ui import results as results_ui
+from sdui.ui import run
+from sdui.ui.context import UIContext
+
+
+def build(ctx: UIContext) -> panel_ui.Panel:
+    """Lay out the tab (call inside gr.Tabs)."""
+    with gr.Tab("txt2img", id="txt2img"):
+        return panel_ui.build("txt2img", ctx.settings.outputs_dir)
+
+
+def bind(ctx: UIContext, panel: panel_ui.Panel, checkpoint: gr.Dropdown) -> None:
+    """Wire Generate (api_name "txt2img"), Interrupt and the panel buttons."""
+    panel_ui.bind(panel)
+    results_ui.bind(panel.results)
+    run.bind_tab(ctx, panel, checkpoint, "txt2img", to_params)
+
+
+def to_params(fields: dict[str, Any]) -> GenerationParams:
+    """Widget values by name → GenerationParams."""
+    return panel_ui.params_from_fields(fields, mode=Mode.TXT2IMG)
