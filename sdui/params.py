@@ -159,8 +159,9 @@ class GenerationParams:
                     raise ValueError(f"outpaint_{side} must be a non-negative multiple of 8; got {value}")
             if not any(self.outpaint_extents):
                 raise ValueError("outpaint needs at least one side to grow: set outpaint_left/right/up/down")
-            grown_w = self.init_image.width + self.outpaint_left + self.outpaint_right
-            grown_h = self.init_image.height + self.outpaint_up + self.outpaint_down
+            # The engine fits the init image to width x height first, then grows that canvas.
+            grown_w = self.width + self.outpaint_left + self.outpaint_right
+            grown_h = self.height + self.outpaint_up + self.outpaint_down
             if grown_w > SIZE_MAX or grown_h > SIZE_MAX:
                 raise ValueError(f"outpainted size must be at most {SIZE_MAX}x{SIZE_MAX}; got {grown_w}x{grown_h}")
 

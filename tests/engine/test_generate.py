@@ -137,3 +137,38 @@ def test_denoise_outside_range_and_empty_mask_are_errors(engine, photo):
         engine.run(small(mode="inpaint", init_image=photo, mask=Image.new("L", (64, 64))))
     with pytest.raises(ValueError, match="subseed_strength"):
         engine.run(small(mode="img2img", init_image=photo, subseed_strength=0.5))
+
+
+@pytest.fixture
+def fp16_vae_pipe(tiny_pipeline):
+    """A stand-in pipeline whose VAE (a copy of the tiny one) runs in fp16, where big latents overflow."""
+    import copy
+    import types
+
+    import torch
+
+    vae = copy.deepcopy(tiny_pipeline.vae).to(torch.float16)
+    return types.SimpleNamespace(vae=vae, image_processor=tiny_pipeline.image_processor)
+
+
+def test_nan_decode_is_retried_with_an_fp32_vae(fp16_vae_pipe):
+    import torch
+
+    from sdui.engine.generate import decode_latents
+
+    vae = fp16_vae_pipe.vae
+    latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * 10000
+    with torch.inference_mode():
+        assert torch.isnan(vae.decode(latents.half() / vae.config.scaling_factor).sample).any()
+    images = decode_latents(fp16_vae_pipe, latents)
+    assert images[0].size == (64, 64) and pixels(images[0]).std() > 0
+    assert vae.dtype == torch.float16  # the upcast is undone afterwards
+
+
+def test_nan_that_survives_fp32_is_a_generation_error(fp16_vae_pipe):
+    import torch
+
+    from sdui.engine.generate import GenerationError, decode_latents
+
+    with pytest.raises(GenerationError, match="NaN"):
+        decode_latents(fp16_vae_pipe, torch.full((1, 4, 8, 8), float("nan")))
