@@ -110,8 +110,10 @@ def resolve_checkpoint(name: Any, catalog: CatalogLike, field: str) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ApiError(400, f"{field} must be a checkpoint title or name from /sdapi/v1/sd-models; got {name!r}", field)
     name = name.strip()
-    if ".." in name.replace("\\", "/").split("/") or os.path.isabs(name) or "/" in name or "\\" in name:
-        raise ApiError(400, f"{field} must be a checkpoint title or name, not a path; got {name!r}", field)
+    parts = name.split(" [")[0].replace("\\", "/").split("/")
+    if ".." in parts or os.path.isabs(name) or name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        raise ApiError(400, f"{field} must be a checkpoint title or name from /sdapi/v1/sd-models, "
+                            f"not a path outside the models dir; got {name!r}", field)
     try:
         return catalog.find(name).title
     except ModelNotFound as e:

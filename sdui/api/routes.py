@@ -1,0 +1,115 @@
+"""mount_api: the /sdapi/v1 generation routes (txt2img, img2img, progress, interrupt, skip, png-info).
+
+Endpoints are plain `def`s, so FastAPI runs them (and their waits on the job queue) in its threadpool,
+never on the event loop. The informational routes live in `info_routes.py`.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the endpoint annotations as objects.
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from sdui.api import convert
+from sdui.api.auth import make_owner_dependency
+from sdui.api.context import ApiContext
+from sdui.api.errors import ApiError, ApiRoute
+from sdui.api.info_routes import add_info_routes
+from sdui.api.models import (ImageResponse, Img2ImgRequest, PNGInfoRequest, PNGInfoResponse, ProgressResponse,
+                             Txt2ImgRequest)
+from sdui.jobs import JobQueue
+from sdui.params import GenerationParams
+from sdui.settings import Settings
+
+if TYPE_CHECKING:
+    from sdui.models.catalog import Catalog
+    from sdui.models.manager import ModelManager
+
+PREFIX = "/sdapi/v1"
+
+
+def mount_api(app: FastAPI, *, queue: JobQueue, manager: "ModelManager", catalog: "Catalog",
+              settings: Settings) -> None:
+    """Add the A1111-compatible /sdapi/v1 routes to `app` (HTTP Basic on all of them with --api-auth)."""
+    ctx = ApiContext(queue=queue, manager=manager, catalog=catalog, settings=settings)
+    owner_dep = make_owner_dependency(settings.api_auth)
+    router = APIRouter(prefix=PREFIX, route_class=ApiRoute, dependencies=[Depends(owner_dep)], tags=["sdapi"])
+    _add_generation_routes(router, ctx, owner_dep)
+    add_info_routes(router, ctx)
+    app.include_router(router)
+
+
+def _run(ctx: ApiContext, req: Any, params: GenerationParams, owner: str) -> ImageResponse:
+    started = datetime.now()
+    job = ctx.queue.submit(params, owner, save=req.save_images and not req.do_not_save_samples)
+    result = job.wait()
+    return convert.build_response(req, result, started)
+
+
+def _defaults(ctx: ApiContext) -> dict[str, Any]:
+    with ctx.lock:
+        return {"checkpoint": ctx.checkpoint, "clip_skip": ctx.clip_skip}
+
+
+def _add_generation_routes(router: APIRouter, ctx: ApiContext, owner_dep: Any) -> None:
+    Owner = Annotated[str, Depends(owner_dep)]
+
+    @router.post("/txt2img", response_model=ImageResponse)
+    def txt2img(req: Txt2ImgRequest, owner: Owner) -> ImageResponse:
+        params = convert.txt2img_params(req, ctx.catalog, **_defaults(ctx))
+        return _run(ctx, req, params, owner)
+
+    @router.post("/img2img", response_model=ImageResponse)
+    def img2img(req: Img2ImgRequest, owner: Owner) -> ImageResponse:
+        params = convert.img2img_params(req, ctx.catalog, max_bytes=ctx.max_bytes, **_defaults(ctx))
+        return _run(ctx, req, params, owner)
+
+    @router.post("/png-info", response_model=PNGInfoResponse)
+    def png_info(req: PNGInfoRequest) -> PNGInfoResponse:
+        from sdui.outputs.infotext import parse_infotext
+        from sdui.outputs.read import read_infotext
+
+        image = convert.decode_image(req.image, "image", ctx.max_bytes)
+        try:
+            text = read_infotext(image) or ""
+            parameters = parse_infotext(text) if text else {}
+        except ValueError as e:
+            raise ApiError(400, f"image: {e}", "image") from None
+        items = {k: v for k, v in image.info.items()
+                 if k != "parameters" and isinstance(v, (str, int, float, bool))}
+        return PNGInfoResponse(info=text, items=items, parameters=parameters)
+
+    @router.get("/progress", response_model=ProgressResponse)
+    def progress(owner: Owner, skip_current_image: bool = False) -> ProgressResponse:
+        jobs = ctx.queue.active(owner)
+        if not jobs:
+            state = {"skipped": False, "interrupted": False, "stopping_generation": False, "job": "",
+                     "job_count": 0, "job_timestamp": "0", "job_no": 0, "sampling_step": 0, "sampling_steps": 0}
+            return ProgressResponse(progress=0.0, eta_relative=0.0, state=state, current_image=None, textinfo=None)
+        job = jobs[0]
+        p = job.progress()
+        state = {"skipped": job.skipped, "interrupted": job.interrupted, "stopping_generation": False,
+                 "job": job.id, "job_count": len(jobs), "job_timestamp": "0", "job_no": p.batch_index,
+                 "sampling_step": p.step, "sampling_steps": p.total, "queue_position": p.queue_position}
+        image = None
+        if p.preview is not None and not skip_current_image:
+            image = convert.encode_png(p.preview, None)
+        return ProgressResponse(progress=p.fraction, eta_relative=p.eta_seconds or 0.0, state=state,
+                                current_image=image, textinfo=p.textinfo)
+
+    @router.post("/interrupt")
+    def interrupt(owner: Owner) -> dict:
+        jobs = ctx.queue.active(owner)
+        if jobs:
+            jobs[0].interrupt()
+        return {}
+
+    @router.post("/skip")
+    def skip(owner: Owner) -> dict:
+        jobs = ctx.queue.active(owner)
+        if jobs:
+            jobs[0].skip()
+        return {}
+
+
+__all__ = ["mount_api"]
