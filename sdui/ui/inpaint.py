@@ -20,8 +20,8 @@ INPAINT_AREAS = ["Whole picture", "Only masked"]
 def mask_editor(elem_id: str, label: str) -> gr.ImageEditor:
     """An image editor whose only job is painting a mask: one white brush, an eraser, no crop."""
     return gr.ImageEditor(label=label, type="numpy", format="png", sources=["upload", "clipboard"],
-                          brush=gr.Brush(default_size=16, colors=["#ffffff"], color_mode="fixed"),
-                          eraser=gr.Eraser(default_size=16), transforms=(), layers=False, height=420,
+                          brush=gr.Brush(default_size=10, colors=["#ffffff"], color_mode="fixed"),
+                          eraser=gr.Eraser(default_size=10), transforms=(), layers=False, height=420,
                           elem_id=elem_id)
 
 

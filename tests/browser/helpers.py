@@ -1,0 +1,57 @@
+"""Small Playwright helpers shared by the browser tests (selectors follow the elem_ids in sdui/ui)."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+from PIL import Image
+
+RESULT_TIMEOUT_MS = 90_000
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name, exact=True).click()
+
+
+def set_slider(page, elem_id: str, value: int | float) -> None:
+    """Move a slider the way a user drags it (the range input), then check the number box followed."""
+    page.locator(f"#{elem_id} input[type=range]").fill(str(value))
+    number = page.locator(f"#{elem_id} input[type=number]")
+    page.wait_for_function("([el, v]) => Number(el.value) === v", arg=[number.element_handle(), value])
+
+
+def upload(page, elem_id: str, path) -> None:
+    page.locator(f"#{elem_id} input[type=file]").first.set_input_files(str(path))
+
+
+def wait_for_result(page, tab: str) -> str:
+    """Wait until the tab shows a finished job's infotext; return it."""
+    box = page.locator(f"#{tab}_infotext textarea")
+    page.wait_for_function("el => el.value.includes('Steps:')", arg=box.element_handle(),
+                           timeout=RESULT_TIMEOUT_MS)
+    return box.input_value()
+
+
+def gallery_image(page, tab: str) -> Image.Image:
+    """Download the first gallery image exactly as the browser gets it."""
+    img = page.locator(f"#{tab}_gallery img[src*='file=']").first
+    img.wait_for(timeout=RESULT_TIMEOUT_MS)
+    reply = page.request.get(img.get_attribute("src"))
+    assert reply.ok, reply.status
+    return Image.open(io.BytesIO(reply.body()))
+
+
+def gradient_picture(path) -> np.ndarray:
+    """A 64x64 picture with structure, saved as PNG at `path`; returns its pixels."""
+    y, x = np.mgrid[0:64, 0:64]
+    pixels = np.stack([x * 4, y * 4, (x + y) * 2], axis=-1).astype(np.uint8)
+    Image.fromarray(pixels, "RGB").save(path)
+    return pixels
+
+
+def editor_zoom(page, elem_id: str) -> float:
+    """The editor's current zoom factor (its toolbar shows e.g. "559%")."""
+    text = page.locator(f"#{elem_id}").inner_text()
+    return int(re.search(r"(\d+)%", text).group(1)) / 100

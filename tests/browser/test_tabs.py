@@ -1,0 +1,124 @@
+"""Each tab in real Chromium against the real server: type, upload, paint, generate, read the PNG back."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.browser.helpers import (editor_zoom, gallery_image, gradient_picture, open_tab, set_slider, upload,
+                                   wait_for_result)
+
+
+def test_txt2img_prompt_and_steps_reach_the_saved_png(page, server, shots):
+    page.locator("#txt2img_prompt textarea").fill("a tiny red boat")
+    set_slider(page, "txt2img_steps", 3)
+    set_slider(page, "txt2img_width", 64)
+    set_slider(page, "txt2img_height", 128)
+    page.locator("#txt2img_generate").click()
+    infotext = wait_for_result(page, "txt2img")
+    image = gallery_image(page, "txt2img")
+    page.screenshot(path=shots / "txt2img.png", full_page=True)
+    assert image.format == "PNG" and image.size == (64, 128)
+    parameters = image.info["parameters"]
+    assert parameters.startswith("a tiny red boat\n") and "Steps: 3," in parameters
+    assert parameters == infotext
+    saved = list(server.outputs.rglob("*.png"))
+    assert any(p.read_bytes() and "a tiny red boat" in (p.name + parameters) for p in saved)
+
+
+def test_img2img_upload_and_ctrl_enter_generate(page, shots, tmp_path):
+    gradient_picture(tmp_path / "in.png")
+    open_tab(page, "img2img")
+    upload(page, "img2img_image", tmp_path / "in.png")
+    page.wait_for_function("() => document.querySelector('#img2img_width input[type=number]').value === '64'")
+    set_slider(page, "img2img_height", 64)
+    set_slider(page, "img2img_steps", 3)
+    prompt = page.locator("#img2img_prompt textarea")
+    prompt.fill("watercolor")
+    prompt.press("Control+Enter")
+    infotext = wait_for_result(page, "img2img")
+    image = gallery_image(page, "img2img")
+    page.screenshot(path=shots / "img2img.png", full_page=True)
+    assert image.size == (64, 64)
+    assert "Denoising strength: 0.75" in infotext
+
+
+def test_inpaint_brush_stroke_changes_only_near_the_stroke(page, shots, tmp_path):
+    original = gradient_picture(tmp_path / "in.png").astype(int)
+    open_tab(page, "Inpaint")
+    upload(page, "inpaint_editor", tmp_path / "in.png")
+    page.wait_for_function("() => document.querySelector('#inpaint_width input[type=number]').value === '64'")
+    set_slider(page, "inpaint_height", 64)
+    set_slider(page, "inpaint_steps", 3)
+    set_slider(page, "inpaint_mask_blur", 0)
+    page.locator("#inpaint_editor button[aria-label='Brush']").click()
+    canvas = page.locator("#inpaint_editor canvas").first.bounding_box()
+    scale = editor_zoom(page, "inpaint_editor")
+    cx, cy = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
+
+    def screen(ix: float, iy: float) -> tuple[float, float]:  # picture pixel -> screen point
+        return cx + (ix - 32) * scale, cy + (iy - 32) * scale
+
+    page.mouse.move(*screen(24, 32))
+    page.mouse.down()
+    for ix in range(24, 41, 2):
+        page.mouse.move(*screen(ix, 32), steps=2)
+    page.mouse.up()
+    page.screenshot(path=shots / "inpaint-stroke.png", full_page=True)
+    page.locator("#inpaint_prompt textarea").fill("a patch")
+    page.locator("#inpaint_generate").click()
+    wait_for_result(page, "inpaint")
+    result = np.asarray(gallery_image(page, "inpaint").convert("RGB")).astype(int)
+    page.screenshot(path=shots / "inpaint.png", full_page=True)
+    assert result.shape == original.shape
+    y, x = np.mgrid[0:64, 0:64]
+    far = (np.abs(y - 32) > 14) | (x < 24 - 14) | (x > 40 + 14)
+    assert np.array_equal(result[far], original[far]), "pixels far from the stroke must stay exact"
+    assert not np.array_equal(result[28:37, 24:41], original[28:37, 24:41]), "the stroke must be repainted"
+
+
+def test_outpaint_adds_64_pixels_on_the_right(page, shots, tmp_path):
+    original = gradient_picture(tmp_path / "in.png").astype(int)
+    open_tab(page, "Outpaint")
+    upload(page, "outpaint_editor", tmp_path / "in.png")
+    set_slider(page, "outpaint_right", 64)
+    set_slider(page, "outpaint_steps", 3)
+    page.locator("#outpaint_canvas_preview img").wait_for()
+    page.locator("#outpaint_generate").click()
+    wait_for_result(page, "outpaint")
+    image = gallery_image(page, "outpaint")
+    page.screenshot(path=shots / "outpaint.png", full_page=True)
+    assert image.size == (128, 64)
+    assert np.array_equal(np.asarray(image.convert("RGB")).astype(int)[:, :48], original[:, :48])
+
+
+def test_png_info_shows_the_seed_and_sends_to_txt2img(page, shots, tmp_path):
+    page.locator("#txt2img_prompt textarea").fill("a lantern, glowing")
+    set_slider(page, "txt2img_steps", 2)
+    set_slider(page, "txt2img_width", 64)
+    set_slider(page, "txt2img_height", 64)
+    page.locator("#txt2img_seed input").fill("4242")
+    page.locator("#txt2img_generate").click()
+    wait_for_result(page, "txt2img")
+    path = tmp_path / "made.png"
+    gallery_image(page, "txt2img").save(path, pnginfo=_text_chunk(gallery_image(page, "txt2img")))
+    page.reload()
+    page.wait_for_selector("#txt2img_generate")
+    open_tab(page, "PNG info")
+    upload(page, "pnginfo_image", path)
+    table = page.locator("#pnginfo_table")
+    table.get_by_text("4242", exact=True).wait_for()
+    page.screenshot(path=shots / "pnginfo.png", full_page=True)
+    page.locator("#pnginfo_send_to_txt2img").click()
+    prompt = page.locator("#txt2img_prompt textarea")
+    prompt.wait_for()
+    page.wait_for_function("el => el.value === 'a lantern, glowing'", arg=prompt.element_handle())
+    assert page.locator("#txt2img_seed input").input_value() == "4242"
+    assert page.locator("#txt2img_steps input[type=number]").input_value() == "2"
+
+
+def _text_chunk(image):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", image.info["parameters"])
+    return info
