@@ -9,6 +9,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+
+import sdui
 
 from sdui.api import convert
 from sdui.api.auth import make_owner_dependency
@@ -37,6 +42,21 @@ def mount_api(app: FastAPI, *, queue: JobQueue, manager: "ModelManager", catalog
     _add_generation_routes(router, ctx, owner_dep)
     add_info_routes(router, ctx)
     app.include_router(router)
+    if app.docs_url is None:  # Gradio's app turns FastAPI's docs off: serve the API's own at /docs
+        _add_docs(app, router, owner_dep)
+
+
+def _add_docs(app: FastAPI, router: APIRouter, owner_dep: Any) -> None:
+    schema_url = "/sdapi/openapi.json"
+
+    @app.get(schema_url, include_in_schema=False, dependencies=[Depends(owner_dep)])
+    def api_schema() -> dict:
+        return get_openapi(title="sdui API (AUTOMATIC1111-compatible)", version=sdui.__version__,
+                           routes=router.routes)
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(owner_dep)])
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=schema_url, title="sdui API")
 
 
 def _run(ctx: ApiContext, req: Any, params: GenerationParams, owner: str) -> ImageResponse:

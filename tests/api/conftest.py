@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import requests
@@ -67,7 +68,8 @@ def api_stack(api_models_dir, tmp_path_factory):
     queue.stop()
 
 
-def _serve(app) -> tuple[str, object, threading.Thread]:
+def serve(app) -> tuple[str, Callable[[], None]]:
+    """Run `app` with uvicorn in a thread on a free 127.0.0.1 port; returns (base url, stop)."""
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -82,7 +84,13 @@ def _serve(app) -> tuple[str, object, threading.Thread]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
-    return f"http://127.0.0.1:{port}", server, thread
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+    return f"http://127.0.0.1:{port}", stop
 
 
 def start_server(stack: Stack, **settings_changes):
@@ -94,12 +102,7 @@ def start_server(stack: Stack, **settings_changes):
     settings = replace(stack.settings, **settings_changes)
     app = fastapi.FastAPI()
     mount_api(app, queue=stack.queue, manager=stack.manager, catalog=stack.catalog, settings=settings)
-    url, server, thread = _serve(app)
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(10)
-
+    url, stop = serve(app)
     return Server(url, replace(stack, settings=settings)), stop
 
 

@@ -86,3 +86,21 @@ def test_openapi_lists_the_routes(api_server):
                   "samplers", "schedulers", "refresh-checkpoints"):
         assert f"/sdapi/v1/{route}" in paths, route
     assert "enable_hr" in json.dumps(requests.get(f"{api_server.url}/openapi.json", timeout=30).json())
+
+
+def test_docs_when_the_host_app_has_none(api_stack):
+    import fastapi
+
+    from sdui.api import mount_api
+    from tests.api.conftest import serve
+
+    app = fastapi.FastAPI(docs_url=None, openapi_url=None)  # as Gradio builds its app
+    mount_api(app, queue=api_stack.queue, manager=api_stack.manager, catalog=api_stack.catalog,
+              settings=api_stack.settings)
+    url, stop = serve(app)
+    try:
+        assert "swagger" in requests.get(f"{url}/docs", timeout=30).text.lower()
+        paths = requests.get(f"{url}/sdapi/openapi.json", timeout=30).json()["paths"]
+        assert "/sdapi/v1/txt2img" in paths and "/sdapi/v1/options" in paths
+    finally:
+        stop()
