@@ -82,3 +82,15 @@ def test_hostile_ckpt_is_refused_before_diffusers_sees_it(tmp_path):
     with pytest.raises(UnsafeModel, match="posix.system|os.system"):
         load_pipeline(tmp_path / "evil.ckpt", CPU)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_half_precision_file_is_upcast_exactly_for_cpu(tmp_path):
+    from sdui.models.layout import save_single_file
+    from sdui.models.tiny import build_tiny_pipeline
+
+    ref = build_tiny_pipeline()
+    path = save_single_file(ref, tmp_path / "half.safetensors", dtype=torch.float16)
+    pipe = load_pipeline(path, CPU)
+    assert pipe.unet.dtype == pipe.vae.dtype == pipe.text_encoder.dtype == torch.float32
+    for key, value in ref.unet.state_dict().items():
+        assert torch.equal(pipe.unet.state_dict()[key], value.half().float()), key
