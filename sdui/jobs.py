@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -73,6 +74,7 @@ class Job:
         self.save = save
         self.state = JobState.QUEUED
         self.submitted_at = time.monotonic()
+        self.created = datetime.now()  # wall clock, for A1111's job_timestamp
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.saved_paths: list[Path] = []

@@ -17,13 +17,15 @@ from sdui.params import GenerationParams
 class FakeEngine:
     """A test double for Engine.run: one short sleep per step, honours cancel, can be held or fail."""
 
-    def __init__(self, step_seconds: float = 0.005) -> None:
+    def __init__(self, step_seconds: float = 0.005, hold_at: int | None = None) -> None:
         self.step_seconds = step_seconds
         self.ran: list[str] = []
         self.stopped_at: dict[str, int] = {}
-        self.gate = threading.Event()
+        self.gate = threading.Event()  # cleared: the engine waits before its next step
         self.gate.set()
+        self.hold_at = hold_at  # after this step the engine closes the gate itself
         self.step_reached = threading.Event()
+        self.held = threading.Event()  # set when the engine closed its gate at hold_at
 
     def run(self, params, progress=None, cancel=None) -> Result:
         self.ran.append(params.prompt)
@@ -42,6 +44,10 @@ class FakeEngine:
                 if progress is not None:
                     progress(Progress(step=step, total=total, preview=Image.new("RGB", (8, 8), (step, 0, 0)),
                                       batch_index=batch, batch_count=params.batch_count))
+                if step == self.hold_at:
+                    self.hold_at = None
+                    self.gate.clear()
+                    self.held.set()
                 self.step_reached.set()
         self.stopped_at[params.prompt] = step
         return self._result(params, interrupted=False)
@@ -116,16 +122,16 @@ def test_fifo_order_and_results(queue, engine):
 
 
 def test_progress_and_queue_positions(queue, engine):
+    engine.hold_at = 3
     engine.gate.clear()
     first = queue.submit(params("first", steps=4, batch_count=2))
     second = queue.submit(params("second"))
     third = queue.submit(params("third"))
     engine.gate.set()
-    assert engine.step_reached.wait(5)
-    engine.gate.clear()
-    time.sleep(0.05)  # the worker is now parked inside a step
+    assert engine.held.wait(5)  # the engine now waits after step 3
     p = first.progress()
-    assert p.state is JobState.RUNNING and 1 <= p.step < p.total == 8
+    assert p.state is JobState.RUNNING and (p.step, p.total) == (3, 8)
+    assert p.textinfo == "Step 3/8" and p.fraction == 3 / 8
     assert second.progress().queue_position == 1 and third.progress().queue_position == 2
     assert second.progress().textinfo == "Waiting in queue: position 1"
     assert queue.current() is first and queue.queued() == [second, third]
@@ -157,14 +163,16 @@ def test_eta_from_time_per_step():
 
 
 def test_interrupt_running_job_stops_within_one_step_and_next_job_runs(queue, engine):
+    engine.hold_at = 5
     job = queue.submit(params("long", steps=150))
     after = queue.submit(params("after"))
-    assert engine.step_reached.wait(5)
-    step_at_interrupt = job.progress().step
+    assert engine.held.wait(5)
+    assert job.progress().step == 5
     job.interrupt()
+    engine.gate.set()  # the step under way finishes, then the engine sees the interrupt
     result = job.wait(5)
     assert result.interrupted and job.state is JobState.INTERRUPTED
-    assert engine.stopped_at["long"] <= step_at_interrupt + 1 < 150
+    assert engine.stopped_at["long"] == 6 and job.progress().textinfo == "Interrupted at step 6/150"
     assert after.wait(5).interrupted is False and after.state is JobState.DONE
 
 

@@ -17,7 +17,8 @@ _basic = HTTPBasic(auto_error=False)
 def make_owner_dependency(credentials: list[tuple[str, str]]) -> Callable[..., str]:
     """A FastAPI dependency: 401 unless the Basic credentials match; returns the job owner ("api[:user]")."""
 
-    def owner(given: HTTPBasicCredentials | None = Depends(_basic)) -> str:
+    # async: FastAPI runs it on the event loop, so a full threadpool never delays the auth check.
+    async def owner(given: HTTPBasicCredentials | None = Depends(_basic)) -> str:
         if not credentials:
             return "api"
         if given is not None:

@@ -1,11 +1,11 @@
 """mount_api: the /sdapi/v1 generation routes (txt2img, img2img, progress, interrupt, skip, png-info).
 
-Endpoints are plain `def`s, so FastAPI runs them (and their waits on the job queue) in its threadpool,
-never on the event loop. The informational routes live in `info_routes.py`.
+Endpoints that wait are plain `def`s, so FastAPI runs them (and their waits on the job queue) in its
+threadpool, never on the event loop; the ones that never block are `async`. The informational routes
+live in `info_routes.py`.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the endpoint annotations as objects.
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -60,10 +60,9 @@ def _add_docs(app: FastAPI, router: APIRouter, owner_dep: Any) -> None:
 
 
 def _run(ctx: ApiContext, req: Any, params: GenerationParams, owner: str) -> ImageResponse:
-    started = datetime.now()
     job = ctx.queue.submit(params, owner, save=req.save_images and not req.do_not_save_samples)
     result = job.wait()
-    return convert.build_response(req, result, started)
+    return convert.build_response(req, result, job.created)
 
 
 def _defaults(ctx: ApiContext) -> dict[str, Any]:
@@ -99,8 +98,10 @@ def _add_generation_routes(router: APIRouter, ctx: ApiContext, owner_dep: Any) -
                  if k != "parameters" and isinstance(v, (str, int, float, bool))}
         return PNGInfoResponse(info=text, items=items, parameters=parameters)
 
+    # progress, interrupt and skip never block: async keeps them answering while every
+    # threadpool worker waits on a generation.
     @router.get("/progress", response_model=ProgressResponse)
-    def progress(owner: Owner, skip_current_image: bool = False) -> ProgressResponse:
+    async def progress(owner: Owner, skip_current_image: bool = False) -> ProgressResponse:
         jobs = ctx.queue.active(owner)
         if not jobs:
             state = {"skipped": False, "interrupted": False, "stopping_generation": False, "job": "",
@@ -109,7 +110,8 @@ def _add_generation_routes(router: APIRouter, ctx: ApiContext, owner_dep: Any) -
         job = jobs[0]
         p = job.progress()
         state = {"skipped": job.skipped, "interrupted": job.interrupted, "stopping_generation": False,
-                 "job": job.id, "job_count": len(jobs), "job_timestamp": "0", "job_no": p.batch_index,
+                 "job": job.id, "job_count": len(jobs), "job_timestamp": job.created.strftime("%Y%m%d%H%M%S"),
+                 "job_no": p.batch_index,
                  "sampling_step": p.step, "sampling_steps": p.total, "queue_position": p.queue_position}
         image = None
         if p.preview is not None and not skip_current_image:
@@ -118,14 +120,14 @@ def _add_generation_routes(router: APIRouter, ctx: ApiContext, owner_dep: Any) -
                                 current_image=image, textinfo=p.textinfo)
 
     @router.post("/interrupt")
-    def interrupt(owner: Owner) -> dict:
+    async def interrupt(owner: Owner) -> dict:
         jobs = ctx.queue.active(owner)
         if jobs:
             jobs[0].interrupt()
         return {}
 
     @router.post("/skip")
-    def skip(owner: Owner) -> dict:
+    async def skip(owner: Owner) -> dict:
         jobs = ctx.queue.active(owner)
         if jobs:
             jobs[0].skip()
