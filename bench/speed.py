@@ -1,0 +1,358 @@
+"""Speed benchmark: plain diffusers eager vs sdui's fast path (and its Engine), side by side in one process.
+
+Random weights of the real shapes (bench/speed_models.py); median of --repeats timed runs after
+warm-up, the device synchronised, the two variants interleaved so background load hits both alike.
+One JSON line per figure into --out. `ratio` = baseline median / this variant's median (> 1: faster).
+Needs only torch, diffusers, transformers, safetensors and Pillow (no gradio).
+
+    python bench/speed.py --tiny --out bench/results          # seconds, any CPU
+    python bench/speed.py --shape sd15 --device cpu           # one SD1.5 UNet step with CFG at 512²
+    python bench/speed.py --shape sd15 sdxl --device cuda --compile --memory --out bench/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import datetime
+import io
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES = ("step", "pipeline", "engine")
+PROMPT = "a photo of an astronaut riding a horse on the moon"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--shape", nargs="+", choices=["sd15", "sdxl", "tiny"], default=["sd15"])
+    p.add_argument("--tiny", action="store_true", help="shape tiny at 64², 4 steps: all figures in seconds on CPU")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default=None,
+                   help="weights of both variants (default: fp16 on CUDA, fp32 on CPU)")
+    p.add_argument("--figures", nargs="+", choices=FIGURES, default=None,
+                   help="default: all on CUDA and for tiny; only the UNet step for real shapes on CPU")
+    p.add_argument("--size", type=int, default=None, help="image side (default 512, SDXL 1024, tiny 128)")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--batch", type=int, nargs="+", default=[1])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--compile", action="store_true", help="fast path with torch.compile (CUDA)")
+    p.add_argument("--ablate", action="store_true", help="CPU: also time bf16 autocast + channels_last alone")
+    p.add_argument("--memory", action="store_true", help="peak GPU memory of default/medvram/lowvram/VAE tiling")
+    p.add_argument("--memory-size", type=int, default=2048)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
+    p.add_argument("--cache-dir", type=Path, default=ROOT / "cache")
+    p.add_argument("--out", type=Path, default=None, help="folder for the JSON lines file")
+    a = p.parse_args(argv)
+    if a.tiny:
+        a.shape, a.size, a.steps = ["tiny"], a.size or 64, min(a.steps, 4)
+    return a
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(fns: dict[str, Callable[[], Any]], device: torch.device, warmup: int,
+                     repeats: int) -> dict[str, list[float]]:
+    """Seconds per call of each fn: warm-up calls first, then rounds that call every fn once."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+class Recorder:
+    """Prints each figure and appends it as one JSON line to <out>/speed-<device>-<date>.jsonl."""
+
+    def __init__(self, out: Path | None, device: torch.device):
+        self.env = _environment(device)
+        self.path = None
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            slug = "".join(c if c.isalnum() else "-" for c in self.env["device_name"]).strip("-").lower()
+            self.path = out / f"speed-{slug}-{datetime.date.today().isoformat()}.jsonl"
+
+    def add(self, **figure: Any) -> None:
+        line = {**figure, **self.env}
+        keys = ("figure", "shape", "variant", "size", "batch", "median_s", "s_per_image", "it_per_s", "ratio",
+                "tflops", "peak_gib", "rel_err_vs_baseline", "note")
+        print("  ".join(f"{k}={_fmt(line[k])}" for k in keys if k in line), flush=True)
+        if self.path is not None:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(line) + "\n")
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _environment(device: torch.device) -> dict[str, Any]:
+    import diffusers
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+    except OSError:
+        commit = ""
+    return {"device": device.type, "device_name": name, "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "diffusers": diffusers.__version__, "commit": commit,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _cpu_name() -> str:
+    from sdui.engine.fast import CPUINFO
+
+    for line in CPUINFO.read_text(encoding="utf-8", errors="replace").splitlines() if CPUINFO.exists() else []:
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return platform.processor() or "cpu"
+
+
+def _figure(times: list[float], baseline: list[float], images: int, iters: int, flops: float) -> dict[str, Any]:
+    med = statistics.median(times)
+    return {"median_s": med, "times_s": [round(t, 5) for t in times], "s_per_image": med / images,
+            "it_per_s": iters / med, "ratio": statistics.median(baseline) / med, "tflops": flops / med / 1e12}
+
+
+def _rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    out, ref = out.float(), ref.float()
+    return float((out - ref).norm() / ref.norm())
+
+
+def count_flops(shape: str, size: int, batch: int) -> tuple[float, float]:
+    """FLOPs of one UNet step with CFG (2 x batch latents) and of one VAE decode of `batch` latents."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import speed_models as sm
+
+    if shape == "tiny":
+        from sdui.models.tiny import build_tiny_pipeline
+
+        pipe = build_tiny_pipeline()
+        unet, vae = pipe.unet, pipe.vae
+    else:
+        unet, vae = sm.meta_unet(sm.SHAPES[shape]), sm.meta_vae(sm.SHAPES[shape])
+    device = next(unet.parameters()).device
+    with torch.no_grad(), FlopCounterMode(display=False) as step:
+        unet(**sm.unet_inputs(unet, size, batch, device, torch.float32))
+    with torch.no_grad(), FlopCounterMode(display=False) as decode:
+        vae.decode(torch.zeros(batch, 4, size // 8, size // 8, device=device))
+    return float(step.get_total_flops()), float(decode.get_total_flops())
+
+
+def bench_step(args, shape: str, size: int, batch: int, device, dtype, settings, rec, flops) -> None:
+    """One UNet step with CFG: the stock module vs the fast-path copy (and, with --ablate, autocast only)."""
+    import speed_models as sm
+
+    from sdui.engine.fast import apply_fast_path, autocast_context
+
+    if shape == "tiny":
+        from sdui.models.tiny import build_tiny_pipeline
+
+        base = build_tiny_pipeline().unet.to(device, dtype)
+    else:
+        base = sm.build_unet(sm.SHAPES[shape], device, dtype)
+    inputs = sm.unet_inputs(base, size, batch, device, dtype)
+    fast = SimpleNamespace(unet=copy.deepcopy(base), vae=None)
+    info = apply_fast_path(fast, device, dtype, settings, cpu_bf16_weights=True)
+    variants: dict[str, tuple[torch.nn.Module, Any]] = {"baseline": (base, None), "fast": (fast.unet, settings)}
+    if args.ablate and device.type == "cpu" and info.autocast_dtype is not None:
+        ablation = SimpleNamespace(unet=copy.deepcopy(base), vae=None)
+        apply_fast_path(ablation, device, dtype, settings, cpu_bf16_weights=False)
+        variants["autocast_channels_last"] = (ablation.unet, settings)
+    outputs: dict[str, torch.Tensor] = {}
+
+    def call(name: str) -> Callable[[], None]:
+        module, fast_settings = variants[name]
+
+        def run() -> None:
+            with torch.no_grad():
+                if fast_settings is None:
+                    outputs[name] = module(**inputs).sample
+                else:
+                    with autocast_context(device, fast_settings):
+                        outputs[name] = module(**inputs).sample
+        return run
+
+    times = time_interleaved({n: call(n) for n in variants}, device, args.warmup, args.repeats)
+    for name in variants:
+        out = outputs[name]
+        rec.add(figure="step", shape=shape, variant=name, size=size, batch=batch, dtype=str(dtype)[6:],
+                **_figure(times[name], times["baseline"], batch, 1, flops[0]),
+                rel_err_vs_baseline=_rel_err(out, outputs["baseline"]), finite=bool(torch.isfinite(out).all()),
+                fast_path=info.describe() if name != "baseline" else "")
+
+
+def _png_bytes(images: list) -> int:
+    total = 0
+    for image in images:
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        total += buf.tell()
+    return total
+
+
+def _pipeline_call(pipe: Any, args, size: int, batch: int, device, settings) -> Callable[[], None]:
+    from sdui.engine.fast import autocast_context
+
+    def run() -> None:
+        kwargs = {"prompt": [PROMPT] * batch, "num_inference_steps": args.steps, "height": size, "width": size,
+                  "generator": torch.Generator("cpu").manual_seed(1)}
+        with torch.no_grad():
+            if settings is None:
+                _png_bytes(pipe(**kwargs).images)
+            else:
+                with autocast_context(device, settings):
+                    _png_bytes(pipe(**kwargs).images)
+    return run
+
+
+def _engine_call(pipe: Any, args, size: int, batch: int, settings, tmp: Path) -> tuple[Callable[[], None], str]:
+    """sdui's Engine over a models dir holding `pipe` as a diffusers folder (None until the engine exists)."""
+    import importlib.util
+
+    if importlib.util.find_spec("sdui.engine.generate") is None:
+        return None, "sdui.engine.generate not in this tree yet"
+    from sdui.engine.generate import Engine
+    from sdui.models.catalog import Catalog
+    from sdui.models.manager import ModelManager
+    from sdui.params import GenerationParams
+
+    pipe.save_pretrained(tmp / "speed-model", safe_serialization=True)
+    engine_settings = dataclasses.replace(settings, ckpt_dir=tmp, no_save=True)
+    catalog = Catalog(tmp, Path(settings.cache_dir))
+    engine = Engine(ModelManager(catalog, engine_settings))
+    params = GenerationParams(prompt=PROMPT, checkpoint="speed-model", sampler="Euler", steps=args.steps,
+                              width=size, height=size, batch_size=batch, seed=1)
+
+    def run() -> None:
+        _png_bytes(engine.run(params).images)
+    return run, ""
+
+
+def bench_pipeline(args, shape: str, size: int, batch: int, device, dtype, settings, rec, flops, pipe,
+                   figures: list[str]) -> None:
+    """Whole images (text encoding, denoising, VAE decode, PNG encode): stock pipeline vs fast path vs Engine."""
+    from sdui.engine.fast import apply_fast_path
+
+    fns: dict[str, Callable[[], None]] = {"baseline": _pipeline_call(pipe, args, size, batch, device, None)}
+    describe, note = "", ""
+    if "pipeline" in figures:
+        fast = copy.deepcopy(pipe)
+        describe = apply_fast_path(fast, device, dtype, settings).describe()
+        fns["fast"] = _pipeline_call(fast, args, size, batch, device, settings)
+    with tempfile.TemporaryDirectory(prefix="sdui-speed-") as tmp:
+        if "engine" in figures:
+            engine_fn, note = _engine_call(pipe, args, size, batch, settings, Path(tmp))
+            if engine_fn is not None:
+                fns["engine"] = engine_fn
+        times = time_interleaved(fns, device, args.warmup, args.repeats)
+    total_flops = args.steps * flops[0] + flops[1]
+    for name in fns:
+        rec.add(figure="engine" if name == "engine" else "pipeline", shape=shape, variant=name, size=size,
+                batch=batch, steps=args.steps, dtype=str(dtype)[6:],
+                **_figure(times[name], times["baseline"], batch, args.steps, total_flops),
+                fast_path=describe if name == "fast" else "")
+    if note:
+        rec.add(figure="engine", shape=shape, variant="engine", size=size, batch=batch, note=f"skipped: {note}")
+
+
+def bench_memory(args, shape: str, device, dtype, rec) -> None:
+    """Peak GPU memory of one short generation at --memory-size for each low-memory mode."""
+    import speed_models as sm
+
+    size = args.memory_size
+    if device.type != "cuda":
+        print("memory: skipped: needs CUDA", flush=True)
+        rec.add(figure="memory", shape=shape, size=size, note="skipped: needs CUDA")
+        return
+    cpu_pipe = sm.build_pipeline(shape, "cpu", dtype)
+    setups = {
+        "default": lambda p: p.to(device),
+        "medvram": lambda p: p.enable_model_cpu_offload(device=device),
+        "lowvram": lambda p: p.enable_sequential_cpu_offload(device=device),
+        "vae_tiling": lambda p: (p.to(device), p.vae.enable_tiling()),
+    }
+    for mode, setup in setups.items():
+        pipe = copy.deepcopy(cpu_pipe)
+        setup(pipe)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        start = time.perf_counter()
+        note = ""
+        try:
+            with torch.no_grad():
+                pipe(PROMPT, num_inference_steps=2, height=size, width=size, output_type="pil")
+        except torch.cuda.OutOfMemoryError as e:
+            note = f"out of memory: {str(e).splitlines()[0]}"
+        _sync(device)
+        rec.add(figure="memory", shape=shape, variant=mode, size=size, steps=2, dtype=str(dtype)[6:],
+                peak_gib=torch.cuda.max_memory_allocated(device) / 2**30, seconds=time.perf_counter() - start,
+                note=note)
+        del pipe
+        torch.cuda.empty_cache()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every requested figure; return 0."""
+    args = parse_args(argv)
+    import speed_models as sm
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from sdui.settings import Settings
+
+    device = torch.device(args.device)
+    default = "fp16" if device.type == "cuda" else "fp32"
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype or default]
+    settings = Settings(cache_dir=args.cache_dir.resolve(), compile=args.compile, device=str(device),
+                        no_half=dtype == torch.float32 and device.type == "cuda", bf16=dtype == torch.bfloat16)
+    rec = Recorder(args.out, device)
+    for shape in args.shape:
+        size = args.size or (sm.SHAPES[shape].size if shape in sm.SHAPES else 64)
+        figures = args.figures or (list(FIGURES) if device.type == "cuda" or shape == "tiny" else ["step"])
+        pipe = None
+        if {"pipeline", "engine"} & set(figures):
+            pipe = sm.build_pipeline(shape, device, dtype)
+        for batch in args.batch:
+            flops = count_flops(shape, size, batch)
+            if "step" in figures:
+                bench_step(args, shape, size, batch, device, dtype, settings, rec, flops)
+            if pipe is not None:
+                bench_pipeline(args, shape, size, batch, device, dtype, settings, rec, flops, pipe, figures)
+        del pipe
+        if args.memory:
+            bench_memory(args, shape, device, dtype, rec)
+    if rec.path is not None:
+        print(f"wrote {rec.path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
