@@ -43,6 +43,12 @@ def test_options_switch_the_default_model(api_server):
         assert r.status_code == 200, r.text
         info = json.loads(r.json()["info"])
         assert info["sd_model_name"] == SECOND_MODEL and f"Model: {SECOND_MODEL}" in info["infotexts"][0]
+        # a request's own override_settings wins over the default
+        r = requests.post(api_server.api("txt2img"), timeout=120, json={
+            "prompt": "override", "steps": 1, "width": 64, "height": 64,
+            "override_settings": {"sd_model_checkpoint": DEMO_NAME}, "override_settings_restore_afterwards": True})
+        assert r.status_code == 200, r.text
+        assert json.loads(r.json()["info"])["sd_model_name"] == DEMO_NAME
         # posting back what GET returned is accepted (read-only options unchanged)
         same = {k: v for k, v in options.items() if k != "sd_model_checkpoint"}
         assert requests.post(api_server.api("options"), json=same, timeout=60).status_code == 200
