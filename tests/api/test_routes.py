@@ -178,9 +178,10 @@ def test_interrupt_ends_a_long_job_within_one_step(api_server):
         time.sleep(0.02)
     assert progress["state"]["sampling_steps"] == 50 and 0 < progress["progress"] < 1
     assert progress["eta_relative"] > 0 and progress["textinfo"].startswith("Step ")
-    assert requests.post(api_server.api("interrupt"), timeout=30).status_code == 200
     job = api_server.stack.queue.active("api")[0]
-    step_when_interrupted = job.progress().step
+    assert job.params.prompt == "a very long job"
+    assert requests.post(api_server.api("interrupt"), timeout=30).status_code == 200
+    step_when_interrupted = job.progress().step  # the interrupt is set by now
     long_job.join(60)
     r = holder["r"]
     assert r.status_code == 200, r.text
