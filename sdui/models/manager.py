@@ -95,6 +95,7 @@ class ModelManager:
             return [e.info.title for e in self._cache.values()]
 
     def loaded_bytes(self) -> int:
+        """Bytes of weights held by the loaded checkpoints (what the byte bound counts)."""
         with self._lock:
             return sum(e.nbytes for e in self._cache.values())
 

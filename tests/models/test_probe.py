@@ -121,3 +121,34 @@ def test_probe_file_reads_a_real_safetensors_header(tmp_path):
     save_file({k: torch.zeros(v, dtype=torch.float16) for k, v in fake(1024, 4, "sd2").items()},
               str(tmp_path / "odd.safetensors"))
     assert probe_file(tmp_path / "odd.safetensors").family == "sd2-v"
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_bundled_configs_build_their_components(family):
+    """Every component config is read by its own class (on the meta device: shapes only, no weights)."""
+    import diffusers
+    import transformers
+
+    folder = CONFIGS_DIR / family
+    index = json.loads((folder / "model_index.json").read_text())
+    built = {}
+    with torch.device("meta"):
+        for name, value in index.items():
+            if name.startswith("_") or not isinstance(value, list) or value[0] is None or "tokenizer" in name:
+                continue
+            library, class_name = value
+            cls = getattr(diffusers if library == "diffusers" else transformers, class_name)
+            if library == "transformers":
+                built[name] = cls(transformers.CLIPTextConfig.from_pretrained(folder / name))
+            elif name != "scheduler":
+                built[name] = cls.from_config(cls.load_config(folder / name))
+    scheduler_cls = getattr(diffusers, index["scheduler"][1])  # schedulers compute real tensors: not on meta
+    built["scheduler"] = scheduler_cls.from_config(scheduler_cls.load_config(folder / "scheduler"))
+    assert built["unet"].config.in_channels == (9 if "inpaint" in family else 4)
+    assert built["scheduler"].config.beta_schedule == "scaled_linear"
+    if FAMILIES[family][1] == 1:
+        assert built["unet"].config.cross_attention_dim == built["text_encoder"].config.hidden_size
+    else:
+        assert type(built["text_encoder_2"]).__name__ == "CLIPTextModelWithProjection"
+        width = built["text_encoder"].config.hidden_size + built["text_encoder_2"].config.hidden_size
+        assert width == built["unet"].config.cross_attention_dim == 2048
