@@ -14,7 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from sdui.models.errors import BrokenModel, ModelError, ModelNotFound, UnrecognizedModel, UnsafeModel
+from sdui.engine.generate import GenerationError
+from sdui.models.errors import ModelError, ModelNotFound, UnrecognizedModel, UnsafeModel
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +33,12 @@ def _body(error: str, detail: str, field: str | None, errors: list[dict[str, Any
             "errors": errors if errors is not None else [{"field": field, "message": detail}]}
 
 
-def _generation_error() -> type[Exception] | None:
-    try:
-        from sdui.engine.generate import GenerationError
-    except ImportError:
-        return None
-    return GenerationError
-
-
 def _model_status(e: ModelError) -> int:
     if isinstance(e, ModelNotFound):
         return 404
     if isinstance(e, (UnrecognizedModel, UnsafeModel)):
         return 400
-    if isinstance(e, BrokenModel):
-        return 500
-    return 500
+    return 500  # BrokenModel and other load failures: the file on the server is at fault, not the request
 
 
 def error_response(e: Exception) -> JSONResponse:
@@ -70,8 +61,7 @@ def error_response(e: Exception) -> JSONResponse:
     if isinstance(e, ValueError):
         field = str(e).split(" ", 1)[0] if str(e) else None
         return JSONResponse(_body("ValueError", str(e), field), status_code=400)
-    generation_error = _generation_error()
-    if generation_error is not None and isinstance(e, generation_error):
+    if isinstance(e, GenerationError):
         return JSONResponse(_body(type(e).__name__, f"generation failed: {e}", None), status_code=500)
     log.exception("unexpected error in an API request")
     return JSONResponse(_body(type(e).__name__, f"internal error: {e}", None), status_code=500)

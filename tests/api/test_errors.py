@@ -11,6 +11,10 @@ import pytest
 import requests
 from PIL import Image
 
+from sdui.api.errors import error_response
+from sdui.engine.generate import GenerationError
+from sdui.models.errors import BrokenModel, ModelNotFound, UnrecognizedModel, UnsafeModel
+
 OK = {"prompt": "fine", "width": 64, "height": 64, "steps": 1, "save_images": True}
 
 
@@ -105,6 +109,21 @@ def test_malformed_request_gets_a_reason(api_server, route, body, status, word):
     assert word.lower() in (f"{reply.get('field')} {reply['detail']}").lower(), reply
     assert reply["errors"] and reply["errors"][0]["message"]
     assert saved(api_server) == before
+
+
+@pytest.mark.parametrize("error, status, kind", [
+    (GenerationError("NaN in the images even after an fp32 VAE retry"), 500, "GenerationError"),
+    (BrokenModel("x.safetensors: truncated"), 500, "BrokenModel"),
+    (UnsafeModel("x.ckpt: pickle calls posix.system"), 400, "UnsafeModel"),
+    (UnrecognizedModel("x.safetensors: not Stable Diffusion"), 400, "UnrecognizedModel"),
+    (ModelNotFound("no checkpoint named 'x'"), 404, "ModelNotFound"),
+    (ValueError("steps must be between 1 and 150; got 0"), 400, "ValueError"),
+    (RuntimeError("something unexpected"), 500, "RuntimeError"),
+])
+def test_error_response_mapping(error, status, kind):
+    reply = error_response(error)
+    body = json.loads(reply.body)
+    assert reply.status_code == status and body["error"] == kind and str(error) in body["detail"]
 
 
 def test_progress_query_type_error(api_server):
