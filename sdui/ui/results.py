@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 
 SEND_TARGETS = ("img2img", "inpaint", "outpaint")
+PROGRESS_CSS = ".sdui-progress-bar { width: 100%; height: 14px; accent-color: #f97316; }"
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Results:
 
 def build(tab: str, outputs_dir: Path) -> Results:
     """Create the results column of `tab` (call inside a Column)."""
-    progress = gr.HTML("", elem_id=f"{tab}_progress", padding=False)
+    progress = gr.HTML("", elem_id=f"{tab}_progress", padding=False, css_template=PROGRESS_CSS)
     preview = gr.Image(label="Preview", type="pil", format="png", interactive=False, visible=False,
                        elem_id=f"{tab}_preview", height=256)
     gallery = gr.Gallery(label="Output", format="png", columns=2, height=480, interactive=False,
@@ -78,10 +79,8 @@ def selected_path(data: dict | None, selected: int | None) -> str | None:
 
 def progress_html(step: int, total: int, text: str) -> str:
     """A progress bar with `text` under it; `total` 0 shows the text alone (queued / loading)."""
-    percent = 0 if total <= 0 else min(100, round(100 * step / total))
-    bar = (f'<div class="sdui-progress-track" style="background:#e5e7eb;border-radius:4px;height:14px">'
-           f'<div class="sdui-progress-bar" style="width:{percent}%;background:#f97316;height:14px;'
-           f'border-radius:4px;transition:width .2s"></div></div>') if total > 0 else ""
+    bar = (f'<progress class="sdui-progress-bar" max="{total}" value="{min(step, total)}"></progress>'
+           if total > 0 else "")
     return f'<div class="sdui-progress">{bar}<div class="sdui-progress-text">{html.escape(text)}</div></div>'
 
 
