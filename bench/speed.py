@@ -69,20 +69,25 @@ def _sync(device: torch.device) -> None:
 
 
 def time_interleaved(fns: dict[str, Callable[[], Any]], device: torch.device, warmup: int,
-                     repeats: int) -> dict[str, list[float]]:
-    """Seconds per call of each fn: warm-up calls first, then rounds that call every fn once."""
+                     repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and process-CPU seconds per call of each fn: warm-up calls, then rounds calling every fn once.
+
+    CPU seconds say what the work cost when other jobs share the machine and stretch the wall clock.
+    """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             _sync(device)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn()
             _sync(device)
-            times[name].append(time.perf_counter() - start)
-    return times
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return wall, cpu
 
 
 class Recorder:
@@ -99,7 +104,7 @@ class Recorder:
     def add(self, **figure: Any) -> None:
         line = {**figure, **self.env}
         keys = ("figure", "shape", "variant", "size", "batch", "median_s", "s_per_image", "it_per_s", "ratio",
-                "tflops", "peak_gib", "rel_err_vs_baseline", "note")
+                "tflops", "cpu_ratio", "peak_gib", "rel_err_vs_baseline", "note")
         print("  ".join(f"{k}={_fmt(line[k])}" for k in keys if k in line), flush=True)
         if self.path is not None:
             with self.path.open("a", encoding="utf-8") as f:
@@ -133,10 +138,13 @@ def _cpu_name() -> str:
     return platform.processor() or "cpu"
 
 
-def _figure(times: list[float], baseline: list[float], images: int, iters: int, flops: float) -> dict[str, Any]:
-    med = statistics.median(times)
-    return {"median_s": med, "times_s": [round(t, 5) for t in times], "s_per_image": med / images,
-            "it_per_s": iters / med, "ratio": statistics.median(baseline) / med, "tflops": flops / med / 1e12}
+def _figure(times: tuple[dict, dict], name: str, images: int, iters: int, flops: float) -> dict[str, Any]:
+    wall, cpu = times
+    med = statistics.median(wall[name])
+    return {"median_s": med, "times_s": [round(t, 5) for t in wall[name]], "s_per_image": med / images,
+            "it_per_s": iters / med, "ratio": statistics.median(wall["baseline"]) / med,
+            "tflops": flops / med / 1e12, "cpu_median_s": statistics.median(cpu[name]),
+            "cpu_ratio": statistics.median(cpu["baseline"]) / statistics.median(cpu[name])}
 
 
 def _rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
@@ -203,7 +211,7 @@ def bench_step(args, shape: str, size: int, batch: int, device, dtype, settings,
     for name in variants:
         out = outputs[name]
         rec.add(figure="step", shape=shape, variant=name, size=size, batch=batch, dtype=str(dtype)[6:],
-                **_figure(times[name], times["baseline"], batch, 1, flops[0]),
+                **_figure(times, name, batch, 1, flops[0]),
                 rel_err_vs_baseline=_rel_err(out, outputs["baseline"]), finite=bool(torch.isfinite(out).all()),
                 fast_path=info.describe() if name != "baseline" else "")
 
@@ -238,10 +246,13 @@ def _engine_call(pipe: Any, args, size: int, batch: int, settings, tmp: Path) ->
 
     if importlib.util.find_spec("sdui.engine.generate") is None:
         return None, "sdui.engine.generate not in this tree yet"
-    from sdui.engine.generate import Engine
-    from sdui.models.catalog import Catalog
-    from sdui.models.manager import ModelManager
-    from sdui.params import GenerationParams
+    try:
+        from sdui.engine.generate import Engine
+        from sdui.models.catalog import Catalog
+        from sdui.models.manager import ModelManager
+        from sdui.params import GenerationParams
+    except ImportError as e:  # a bare GPU box: the engine needs requirements.txt beyond torch + diffusers
+        return None, f"the engine needs {e.name}: pip install -r requirements.txt"
 
     pipe.save_pretrained(tmp / "speed-model", safe_serialization=True)
     engine_settings = dataclasses.replace(settings, ckpt_dir=tmp, no_save=True)
@@ -276,7 +287,7 @@ def bench_pipeline(args, shape: str, size: int, batch: int, device, dtype, setti
     for name in fns:
         rec.add(figure="engine" if name == "engine" else "pipeline", shape=shape, variant=name, size=size,
                 batch=batch, steps=args.steps, dtype=str(dtype)[6:],
-                **_figure(times[name], times["baseline"], batch, args.steps, total_flops),
+                **_figure(times, name, batch, args.steps, total_flops),
                 fast_path=describe if name == "fast" else "")
     if note:
         rec.add(figure="engine", shape=shape, variant="engine", size=size, batch=batch, note=f"skipped: {note}")
@@ -292,6 +303,7 @@ def bench_memory(args, shape: str, device, dtype, rec) -> None:
         rec.add(figure="memory", shape=shape, size=size, note="skipped: needs CUDA")
         return
     cpu_pipe = sm.build_pipeline(shape, "cpu", dtype)
+    cpu_pipe.set_progress_bar_config(disable=True)
     setups = {
         "default": lambda p: p.to(device),
         "medvram": lambda p: p.enable_model_cpu_offload(device=device),
@@ -300,7 +312,11 @@ def bench_memory(args, shape: str, device, dtype, rec) -> None:
     }
     for mode, setup in setups.items():
         pipe = copy.deepcopy(cpu_pipe)
-        setup(pipe)
+        try:
+            setup(pipe)
+        except ImportError as e:  # diffusers' offload needs accelerate
+            rec.add(figure="memory", shape=shape, variant=mode, size=size, note=f"skipped: {e}")
+            continue
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
         start = time.perf_counter()
@@ -339,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         pipe = None
         if {"pipeline", "engine"} & set(figures):
             pipe = sm.build_pipeline(shape, device, dtype)
+            pipe.set_progress_bar_config(disable=True)
         for batch in args.batch:
             flops = count_flops(shape, size, batch)
             if "step" in figures:

@@ -23,7 +23,7 @@ from sdui.settings import Settings
 DEFAULT_COMPILE_MODE = "reduce-overhead"
 COMPILE_MODES = ("reduce-overhead", "max-autotune-no-cudagraphs", "default", "max-autotune")
 # Sizes and batches change between requests: allow a few specialisations before dynamo gives up.
-DYNAMO_CACHE_SIZE_LIMIT = 32
+DYNAMO_RECOMPILE_LIMIT = 32
 CPUINFO = Path("/proc/cpuinfo")
 _X86_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -130,8 +130,8 @@ def apply_fast_path(pipe: Any, device: torch.device, dtype: torch.dtype, setting
                     *, compile_mode: str = DEFAULT_COMPILE_MODE, cpu_bf16_weights: bool = True) -> FastPathInfo:
     """Tune a loaded pipeline in place for `device`; return what was applied.
 
-    Call it once after loading and before enabling CPU offload (`--medvram`/`--lowvram`). `dtype` is
-    the dtype the weights were loaded in. Pipelines derived with `from_pipe` share the tuned modules.
+    Call it once right after loading (placement and offload done or not: under `--lowvram` only
+    channels_last applies, under `--medvram` nothing is compiled). `dtype` is the weights' dtype. Pipelines derived with `from_pipe` share the tuned modules.
     On a bf16 CPU the UNet is stored in bf16 (`cpu_bf16_weights`): from then on every call must run
     inside `autocast_context` (a call outside it raises a RuntimeError that says so).
     """
@@ -226,7 +226,9 @@ def _apply_cuda(pipe: Any, settings: Settings, info: FastPathInfo, mode: str) ->
         info.skipped.append("compile: --medvram moves the models every call")
         return
     _enable_inductor_cache(Path(settings.cache_dir))
-    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, DYNAMO_CACHE_SIZE_LIMIT)
+    dynamo_config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(dynamo_config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
+    setattr(dynamo_config, name, max(getattr(dynamo_config, name), DYNAMO_RECOMPILE_LIMIT))
     # dynamic=None: the first call compiles for its shape; a new size or batch recompiles once with
     # those dims symbolic (automatic dynamic shapes) instead of once per size.
     pipe.unet.compile(mode=mode, fullgraph=True, dynamic=None)

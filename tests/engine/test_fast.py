@@ -132,7 +132,7 @@ def test_cuda_branch_fuses_qkv_and_marks_compile(tiny_model_dir, references, tmp
     """The CUDA branch's changes are device-agnostic until a compiled module runs: check them on CPU."""
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)
-    monkeypatch.setattr(torch._dynamo.config, "cache_size_limit", torch._dynamo.config.cache_size_limit)
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", torch._dynamo.config.recompile_limit)
     import torch._inductor.config as inductor_config
 
     monkeypatch.setattr(inductor_config, "conv_1x1_as_mm", inductor_config.conv_1x1_as_mm)
@@ -146,7 +146,7 @@ def test_cuda_branch_fuses_qkv_and_marks_compile(tiny_model_dir, references, tmp
     compiled = load_tiny(tiny_model_dir)
     info = apply_fast_path(compiled, torch.device("cuda"), torch.float16, Settings(cache_dir=tmp_path, compile=True))
     assert info.compiled == ["unet", "vae.decoder"] and info.compile_mode == "reduce-overhead"
-    assert compiled.unet._compiled_call_impl is not None
+    assert compiled.unet._compiled_call_impl is not None and torch._dynamo.config.recompile_limit >= 32
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor") and (tmp_path / "inductor").is_dir()
 
     lowvram = apply_fast_path(load_tiny(tiny_model_dir), torch.device("cuda"), torch.float16,
