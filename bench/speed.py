@@ -15,12 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import datetime
 import io
-import json
-import platform
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +26,8 @@ from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+from speed_timing import ROOT, Recorder, figure_stats, rel_err, sync, time_interleaved
+
 FIGURES = ("step", "pipeline", "engine")
 PROMPT = "a photo of an astronaut riding a horse on the moon"
 
@@ -61,95 +57,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if a.tiny:
         a.shape, a.size, a.steps = ["tiny"], a.size or 64, min(a.steps, 4)
     return a
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_interleaved(fns: dict[str, Callable[[], Any]], device: torch.device, warmup: int,
-                     repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Wall and process-CPU seconds per call of each fn: warm-up calls, then rounds calling every fn once.
-
-    CPU seconds say what the work cost when other jobs share the machine and stretch the wall clock.
-    """
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    wall: dict[str, list[float]] = {name: [] for name in fns}
-    cpu: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            _sync(device)
-            start, start_cpu = time.perf_counter(), time.process_time()
-            fn()
-            _sync(device)
-            wall[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
-    return wall, cpu
-
-
-class Recorder:
-    """Prints each figure and appends it as one JSON line to <out>/speed-<device>-<date>.jsonl."""
-
-    def __init__(self, out: Path | None, device: torch.device):
-        self.env = _environment(device)
-        self.path = None
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            slug = "".join(c if c.isalnum() else "-" for c in self.env["device_name"]).strip("-").lower()
-            self.path = out / f"speed-{slug}-{datetime.date.today().isoformat()}.jsonl"
-
-    def add(self, **figure: Any) -> None:
-        line = {**figure, **self.env}
-        keys = ("figure", "shape", "variant", "size", "batch", "median_s", "s_per_image", "it_per_s", "ratio",
-                "tflops", "cpu_ratio", "peak_gib", "rel_err_vs_baseline", "note")
-        print("  ".join(f"{k}={_fmt(line[k])}" for k in keys if k in line), flush=True)
-        if self.path is not None:
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(line) + "\n")
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def _environment(device: torch.device) -> dict[str, Any]:
-    import diffusers
-
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-    except OSError:
-        commit = ""
-    return {"device": device.type, "device_name": name, "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "diffusers": diffusers.__version__, "commit": commit,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-
-
-def _cpu_name() -> str:
-    from sdui.engine.fast import CPUINFO
-
-    for line in CPUINFO.read_text(encoding="utf-8", errors="replace").splitlines() if CPUINFO.exists() else []:
-        if line.startswith("model name"):
-            return line.partition(":")[2].strip()
-    return platform.processor() or "cpu"
-
-
-def _figure(times: tuple[dict, dict], name: str, images: int, iters: int, flops: float) -> dict[str, Any]:
-    wall, cpu = times
-    med = statistics.median(wall[name])
-    return {"median_s": med, "times_s": [round(t, 5) for t in wall[name]], "s_per_image": med / images,
-            "it_per_s": iters / med, "ratio": statistics.median(wall["baseline"]) / med,
-            "tflops": flops / med / 1e12, "cpu_median_s": statistics.median(cpu[name]),
-            "cpu_ratio": statistics.median(cpu["baseline"]) / statistics.median(cpu[name])}
-
-
-def _rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
-    out, ref = out.float(), ref.float()
-    return float((out - ref).norm() / ref.norm())
 
 
 def count_flops(shape: str, size: int, batch: int) -> tuple[float, float]:
@@ -211,8 +118,8 @@ def bench_step(args, shape: str, size: int, batch: int, device, dtype, settings,
     for name in variants:
         out = outputs[name]
         rec.add(figure="step", shape=shape, variant=name, size=size, batch=batch, dtype=str(dtype)[6:],
-                **_figure(times, name, batch, 1, flops[0]),
-                rel_err_vs_baseline=_rel_err(out, outputs["baseline"]), finite=bool(torch.isfinite(out).all()),
+                **figure_stats(times, name, batch, 1, flops[0]),
+                rel_err_vs_baseline=rel_err(out, outputs["baseline"]), finite=bool(torch.isfinite(out).all()),
                 fast_path=info.describe() if name != "baseline" else "")
 
 
@@ -287,7 +194,7 @@ def bench_pipeline(args, shape: str, size: int, batch: int, device, dtype, setti
     for name in fns:
         rec.add(figure="engine" if name == "engine" else "pipeline", shape=shape, variant=name, size=size,
                 batch=batch, steps=args.steps, dtype=str(dtype)[6:],
-                **_figure(times, name, batch, args.steps, total_flops),
+                **figure_stats(times, name, batch, args.steps, total_flops),
                 fast_path=describe if name == "fast" else "")
     if note:
         rec.add(figure="engine", shape=shape, variant="engine", size=size, batch=batch, note=f"skipped: {note}")
@@ -326,7 +233,7 @@ def bench_memory(args, shape: str, device, dtype, rec) -> None:
                 pipe(PROMPT, num_inference_steps=2, height=size, width=size, output_type="pil")
         except torch.cuda.OutOfMemoryError as e:
             note = f"out of memory: {str(e).splitlines()[0]}"
-        _sync(device)
+        sync(device)
         rec.add(figure="memory", shape=shape, variant=mode, size=size, steps=2, dtype=str(dtype)[6:],
                 peak_gib=torch.cuda.max_memory_allocated(device) / 2**30, seconds=time.perf_counter() - start,
                 note=note)
