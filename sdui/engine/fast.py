@@ -1,9 +1,10 @@
 """The speed fast path: per-device tuning of a loaded diffusers pipeline, and the autocast it runs under.
 
 CPU: bf16 autocast where the CPU has native bf16 (avx512_bf16 / AMX, aarch64 bf16) with the UNet
-stored in bf16, channels_last, at most one thread per physical core. CUDA: channels_last, fused QKV projections, optional torch.compile of the
-UNet and the VAE decoder with a persistent inductor cache. `--no-fast-path` leaves the pipeline alone;
-`--no-half` keeps every computation in fp32. Imports only torch (no gradio): bench/speed.py uses it.
+stored in bf16, channels_last, at most one thread per physical core. CUDA: channels_last, fused QKV
+projections, optional torch.compile of the UNet and the VAE decoder with a persistent inductor cache.
+`--no-fast-path` leaves the pipeline alone; `--no-half` keeps every computation in fp32. Imports only
+torch (no gradio): bench/speed.py uses it.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class FastPathInfo:
     def describe(self) -> str:
         """One line for logs and the UI's status text."""
         parts = [f"device {self.device} {self.dtype}"]
-        parts.append(f"autocast {str(self.autocast_dtype).removeprefix('torch.')}" if self.autocast_dtype else "no autocast")
+        autocast = str(self.autocast_dtype).removeprefix("torch.") if self.autocast_dtype else None
+        parts.append(f"autocast {autocast}" if autocast else "no autocast")
         if self.unet_weights:
             parts.append(f"UNet weights {self.unet_weights}")
         if self.channels_last:
@@ -131,7 +133,8 @@ def apply_fast_path(pipe: Any, device: torch.device, dtype: torch.dtype, setting
     """Tune a loaded pipeline in place for `device`; return what was applied.
 
     Call it once right after loading (placement and offload done or not: under `--lowvram` only
-    channels_last applies, under `--medvram` nothing is compiled). `dtype` is the weights' dtype. Pipelines derived with `from_pipe` share the tuned modules.
+    channels_last applies, under `--medvram` nothing is compiled). `dtype` is the weights' dtype.
+    Pipelines derived with `from_pipe` share the tuned modules.
     On a bf16 CPU the UNet is stored in bf16 (`cpu_bf16_weights`): from then on every call must run
     inside `autocast_context` (a call outside it raises a RuntimeError that says so).
     """
