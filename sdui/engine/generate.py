@@ -6,6 +6,7 @@ threading.Event interrupts between denoising steps.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 
@@ -13,6 +14,7 @@ import torch
 from PIL import Image
 
 from sdui.engine import noise
+from sdui.engine.fast import autocast_context
 from sdui.engine.modes import ModeInputs, prepare_inputs
 from sdui.engine.preview import latent_preview
 from sdui.engine.prompts import encode_prompt_pair
@@ -66,7 +68,8 @@ class Engine:
             if hasattr(pipe.scheduler, "noise_sampler_seed"):
                 pipe.scheduler.noise_sampler_seed = list(seeds)  # one Brownian tree per image
             on_step = self._step_callback(params, batch_index, progress, cancel)
-            latents = call_pipeline(pipe, params, inputs, conditioning, seeds, subseeds, on_step)
+            with self._call_context():
+                latents = call_pipeline(pipe, params, inputs, conditioning, seeds, subseeds, on_step)
             # 5. Decode, with one fp32 retry when the VAE overflows.
             images = decode_latents(pipe, latents)
             # 6. Post-process: paste the original back outside the mask.
@@ -80,6 +83,13 @@ class Engine:
         # 7. One A1111 infotext per image.
         result.infotexts = [infotext(params, s, sub, info) for s, sub in zip(result.seeds, result.subseeds)]
         return result
+
+    def _call_context(self):
+        """The fast path's autocast (bf16 on a bf16 CPU) around the denoising; the VAE decodes outside it."""
+        settings = getattr(self.manager, "settings", None)
+        if settings is None:
+            return contextlib.nullcontext()
+        return autocast_context(self.manager.device, settings)
 
     def _step_callback(self, params: GenerationParams, batch_index: int,
                        progress: Callable[[Progress], None] | None, cancel: threading.Event | None):
@@ -137,7 +147,9 @@ def call_pipeline(pipe, params: GenerationParams, inputs: ModeInputs, conditioni
         shape = (pipe.unet.config.in_channels, inputs.height // pipe.vae_scale_factor,
                  inputs.width // pipe.vae_scale_factor)
         batch = noise.batch_noise(seeds, shape, subseeds, params.subseed_strength)
-        kwargs.update(latents=batch.latents.to(pipe.unet.dtype), generator=batch.generators,
+        # The pipeline's own latents follow the prompt embeddings' dtype (the UNet may be stored in bf16).
+        dtype = pipe.text_encoder.dtype if pipe.text_encoder is not None else pipe.unet.dtype
+        kwargs.update(latents=batch.latents.to(dtype), generator=batch.generators,
                       width=inputs.width, height=inputs.height)
     else:
         # img2img/inpaint pipelines draw the initial noise themselves, from each image's own generator.

@@ -16,7 +16,8 @@ from sdui.settings import Settings
 @pytest.fixture(scope="session")
 def manager(tiny_model_dir, tmp_path_factory) -> ModelManager:
     cache = tmp_path_factory.mktemp("engine-cache")
-    settings = Settings(ckpt_dir=tiny_model_dir, cache_dir=cache, device="cpu")
+    # Plain fp32 (no bf16 fast path) so results compare exactly; test_generate checks the fast path separately.
+    settings = Settings(ckpt_dir=tiny_model_dir, cache_dir=cache, device="cpu", fast_path=False)
     return ModelManager(Catalog(tiny_model_dir, cache), settings)
 
 

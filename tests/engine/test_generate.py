@@ -172,3 +172,29 @@ def test_nan_that_survives_fp32_is_a_generation_error(fp16_vae_pipe):
 
     with pytest.raises(GenerationError, match="NaN"):
         decode_latents(fp16_vae_pipe, torch.full((1, 4, 8, 8), float("nan")))
+
+
+def test_engine_runs_a_fast_path_pipeline_under_its_autocast(tiny_model_dir, tmp_path, photo):
+    """With the fast path applied (bf16 UNet on a bf16 CPU), calls outside autocast_context would fail."""
+    import torch
+
+    from sdui.engine.fast import apply_fast_path, cpu_supports_bf16
+    from sdui.engine.generate import Engine
+    from sdui.models.catalog import Catalog
+    from sdui.models.manager import ModelManager, Task
+    from sdui.settings import Settings
+
+    settings = Settings(ckpt_dir=tiny_model_dir, cache_dir=tmp_path, device="cpu")
+    manager = ModelManager(Catalog(tiny_model_dir, tmp_path), settings)
+    threads = torch.get_num_threads()
+    try:
+        apply_fast_path(manager.get(None, Task.TXT2IMG), manager.device, manager.dtype, settings)
+        if cpu_supports_bf16():
+            unet = manager.get(None, Task.TXT2IMG).unet
+            assert any(p.dtype == torch.bfloat16 for p in unet.parameters())
+        engine = Engine(manager)
+        for params in (small(), small(mode="img2img", init_image=photo)):
+            image = engine.run(params).images[0]
+            assert image.size == (64, 64) and pixels(image).std() > 1
+    finally:
+        torch.set_num_threads(threads)
