@@ -17,7 +17,7 @@ from sdui.engine import noise
 from sdui.engine.fast import autocast_context
 from sdui.engine.modes import ModeInputs, prepare_inputs
 from sdui.engine.preview import latent_preview
-from sdui.engine.prompts import encode_prompt_pair
+from sdui.engine.prompts import encode_prompt_pair, encode_prompt_pair_sdxl
 from sdui.engine.result import Progress, Result
 from sdui.engine.samplers import build_scheduler
 from sdui.models.manager import Task
@@ -122,13 +122,12 @@ def is_sdxl(pipe) -> bool:
 
 
 def encode_conditioning(pipe, params: GenerationParams) -> dict:
-    """Pipeline keyword arguments for the prompts: A1111-weighted embeddings (SD1/SD2), plain text (SDXL)."""
+    """Pipeline keyword arguments for the prompts: A1111-weighted embeddings (SD1/SD2 and SDXL)."""
     if is_sdxl(pipe):
-        # Two encoders and pooled embeddings: A1111 weighting is not done for SDXL yet.
-        kwargs = {"prompt": params.prompt, "negative_prompt": params.negative_prompt}
-        if params.clip_skip > 1:
-            kwargs["clip_skip"] = params.clip_skip - 1  # diffusers counts skipped layers from 0
-        return kwargs
+        pairs = [(e, t) for e, t in ((pipe.text_encoder, pipe.tokenizer), (pipe.text_encoder_2, pipe.tokenizer_2))
+                 if e is not None]  # the SDXL refiner has only the second encoder
+        return encode_prompt_pair_sdxl([e for e, _ in pairs], [t for _, t in pairs], params.prompt,
+                                       params.negative_prompt, params.clip_skip)
     positive, negative = encode_prompt_pair(pipe.text_encoder, pipe.tokenizer, params.prompt,
                                             params.negative_prompt, params.clip_skip)
     return {"prompt_embeds": positive, "negative_prompt_embeds": negative}
@@ -138,9 +137,7 @@ def call_pipeline(pipe, params: GenerationParams, inputs: ModeInputs, conditioni
                   subseeds: list[int], on_step) -> torch.Tensor:
     """One diffusers call for one batch; returns the final (or interrupted) latents."""
     n = len(seeds)
-    kwargs = {key: (value if isinstance(value, str) else value.repeat(n, 1, 1)) for key, value in conditioning.items()}
-    if "prompt" in kwargs:
-        kwargs["prompt"], kwargs["negative_prompt"] = [kwargs["prompt"]] * n, [kwargs["negative_prompt"]] * n
+    kwargs = {key: value.repeat(n, *[1] * (value.dim() - 1)) for key, value in conditioning.items()}
     kwargs.update(num_inference_steps=params.steps, guidance_scale=params.cfg_scale, output_type="latent",
                   callback_on_step_end=on_step, callback_on_step_end_tensor_inputs=["latents"])
     if inputs.mode is Mode.TXT2IMG:
@@ -148,7 +145,7 @@ def call_pipeline(pipe, params: GenerationParams, inputs: ModeInputs, conditioni
                  inputs.width // pipe.vae_scale_factor)
         batch = noise.batch_noise(seeds, shape, subseeds, params.subseed_strength)
         # The pipeline's own latents follow the prompt embeddings' dtype (the UNet may be stored in bf16).
-        dtype = pipe.text_encoder.dtype if pipe.text_encoder is not None else pipe.unet.dtype
+        dtype = conditioning["prompt_embeds"].dtype
         kwargs.update(latents=batch.latents.to(dtype), generator=batch.generators,
                       width=inputs.width, height=inputs.height)
     else:

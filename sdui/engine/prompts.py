@@ -2,8 +2,8 @@
 
 `(x)` ×1.1, `[x]` ÷1.1, `(x:1.3)`, nesting multiplies, `\\(` escapes a bracket, `BREAK` starts a
 new chunk. Long prompts are split into chunks of 75 tokens, each encoded as 77 (BOS + 75 + EOS/pad)
-and concatenated, so nothing is truncated. SDXL (two encoders) is not handled here: the engine
-passes plain strings to SDXL pipelines.
+and concatenated, so nothing is truncated. SDXL encodes every chunk with both of its encoders
+(penultimate layers side by side) and takes the pooled embedding from the first chunk, as A1111 does.
 """
 
 from __future__ import annotations
@@ -140,9 +140,7 @@ def chunk_ids(tokenizer, chunk: Chunk) -> tuple[list[int], list[float]]:
 
 def encode_chunks(text_encoder, tokenizer, chunks: list[Chunk], clip_skip: int = 1) -> torch.Tensor:
     """Encode chunks as (1, 77 * len(chunks), dim): each chunk on its own, weights applied as A1111 does."""
-    rows = [chunk_ids(tokenizer, c) for c in chunks]
-    ids = torch.tensor([r[0] for r in rows], device=text_encoder.device)
-    weights = torch.tensor([r[1] for r in rows], dtype=torch.float32)
+    ids, weights = _ids_and_weights(tokenizer, chunks, text_encoder.device)
     with torch.inference_mode():
         if clip_skip > 1:
             out = text_encoder(ids, output_hidden_states=True)
@@ -151,14 +149,40 @@ def encode_chunks(text_encoder, tokenizer, chunks: list[Chunk], clip_skip: int =
             hidden = final_norm(out.hidden_states[-clip_skip])
         else:
             hidden = text_encoder(ids)[0]
-        z = hidden.float().cpu()
-        # A1111: scale each chunk's embeddings by its token weights, then restore the chunk's mean.
-        for i in range(z.shape[0]):
-            if torch.all(weights[i] == 1.0):
-                continue
-            original_mean = z[i].mean()
-            z[i] = z[i] * weights[i].unsqueeze(-1)
-            z[i] = z[i] * (original_mean / z[i].mean())
+        return apply_weights(hidden, weights)
+
+
+def encode_chunks_sdxl(text_encoders: list, tokenizers: list, chunks: list[Chunk],
+                       clip_skip: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """SDXL: (1, 77 * len(chunks), dim1 + dim2) from both encoders' penultimate layers, and the pooled
+    embedding (1, pooled_dim) of the last encoder for the first chunk."""
+    parts, pooled = [], None
+    with torch.inference_mode():
+        for encoder, tokenizer in zip(text_encoders, tokenizers):
+            ids, weights = _ids_and_weights(tokenizer, chunks, encoder.device)
+            out = encoder(ids, output_hidden_states=True)
+            parts.append(out.hidden_states[-(clip_skip + 1)])
+            pooled = out[0][:1]  # the projected pooled output (text_embeds) of the last encoder
+        hidden = torch.cat(parts, dim=-1)
+        return apply_weights(hidden, weights), pooled
+
+
+def _ids_and_weights(tokenizer, chunks: list[Chunk], device) -> tuple[torch.Tensor, torch.Tensor]:
+    rows = [chunk_ids(tokenizer, c) for c in chunks]
+    ids = torch.tensor([r[0] for r in rows], device=device)
+    return ids, torch.tensor([r[1] for r in rows], dtype=torch.float32)
+
+
+def apply_weights(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(chunks, 77, dim) → (1, chunks * 77, dim): A1111 scales each chunk by its token weights, then
+    restores the chunk's mean."""
+    z = hidden.float().cpu()
+    for i in range(z.shape[0]):
+        if torch.all(weights[i] == 1.0):
+            continue
+        original_mean = z[i].mean()
+        z[i] = z[i] * weights[i].unsqueeze(-1)
+        z[i] = z[i] * (original_mean / z[i].mean())
     return z.reshape(1, -1, z.shape[-1]).to(device=hidden.device, dtype=hidden.dtype)
 
 
@@ -173,3 +197,18 @@ def encode_prompt_pair(text_encoder, tokenizer, prompt: str, negative: str,
         neg.append(Chunk())
     return (encode_chunks(text_encoder, tokenizer, pos, clip_skip),
             encode_chunks(text_encoder, tokenizer, neg, clip_skip))
+
+
+def encode_prompt_pair_sdxl(text_encoders: list, tokenizers: list, prompt: str, negative: str,
+                            clip_skip: int = 1) -> dict[str, torch.Tensor]:
+    """The four SDXL conditioning tensors, named as the diffusers SDXL pipelines take them."""
+    pos = tokenize_chunks(tokenizers[0], prompt)
+    neg = tokenize_chunks(tokenizers[0], negative)
+    while len(pos) < len(neg):
+        pos.append(Chunk())
+    while len(neg) < len(pos):
+        neg.append(Chunk())
+    embeds, pooled = encode_chunks_sdxl(text_encoders, tokenizers, pos, clip_skip)
+    negative_embeds, negative_pooled = encode_chunks_sdxl(text_encoders, tokenizers, neg, clip_skip)
+    return {"prompt_embeds": embeds, "negative_prompt_embeds": negative_embeds,
+            "pooled_prompt_embeds": pooled, "negative_pooled_prompt_embeds": negative_pooled}

@@ -63,3 +63,44 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def build_tiny_sdxl():
+    """A tiny random-weight SDXL pipeline: two CLIP encoders (32 + 32 wide) and a text_time UNet."""
+    import torch
+    from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline,
+                           UNet2DConditionModel)
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from sdui.models.tiny import SD_SCHEDULER_CONFIG
+    from sdui.models.tokenizer import load_tokenizer
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=64, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=8, transformer_layers_per_block=(1, 1),
+        projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64, norm_num_groups=32)
+    vae = AutoencoderKL(block_out_channels=(32, 64, 64, 64), down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, layers_per_block=1,
+                        norm_num_groups=32, sample_size=512, scaling_factor=0.13025)
+    config = dict(vocab_size=49408, hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=3,
+                  max_position_embeddings=77, projection_dim=32, hidden_act="gelu", bos_token_id=49406,
+                  eos_token_id=49407, pad_token_id=49407)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**config))
+    text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**config))
+    return StableDiffusionXLPipeline(
+        vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=load_tokenizer(),
+        tokenizer_2=load_tokenizer("!"), unet=unet.eval(),
+        scheduler=EulerDiscreteScheduler.from_config(SD_SCHEDULER_CONFIG))
+
+
+@pytest.fixture(scope="session")
+def sdxl_manager(tmp_path_factory) -> ModelManager:
+    """The real ModelManager over a models dir holding only the tiny SDXL pipeline."""
+    models = tmp_path_factory.mktemp("sdxl-models")
+    build_tiny_sdxl().save_pretrained(models / "tiny-sdxl", safe_serialization=True)
+    cache = tmp_path_factory.mktemp("sdxl-cache")
+    return ModelManager(Catalog(models, cache), Settings(ckpt_dir=models, cache_dir=cache, device="cpu",
+                                                        fast_path=False))

@@ -198,3 +198,18 @@ def test_engine_runs_a_fast_path_pipeline_under_its_autocast(tiny_model_dir, tmp
             assert image.size == (64, 64) and pixels(image).std() > 1
     finally:
         torch.set_num_threads(threads)
+
+
+def test_sdxl_pipelines_get_weighted_long_prompts(sdxl_manager, photo):
+    from sdui.engine.generate import Engine
+
+    engine = Engine(sdxl_manager, preview_every=1)
+    seen: list[Progress] = []
+    prompt = "(a photo:1.3) of " + "cat " * 100
+    result = engine.run(small(prompt=prompt), progress=seen.append)
+    assert result.images[0].size == (64, 64) and pixels(result.images[0]).std() > 1
+    assert seen[-1].preview is not None
+    assert_same_image(engine.run(small(prompt=prompt)).images[0], result.images[0])
+    assert_different(engine.run(small(prompt=prompt, seed=5)).images[0], result.images[0])
+    image = engine.run(small(mode="img2img", init_image=photo)).images[0]
+    assert image.size == (64, 64)

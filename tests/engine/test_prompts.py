@@ -105,3 +105,23 @@ def test_negative_is_padded_to_the_prompts_chunk_count(encoder, tok):
 def test_clip_skip_uses_an_earlier_layer(encoder, tok):
     chunks = tokenize_chunks(tok, "a cat")
     assert not torch.allclose(encode_chunks(encoder, tok, chunks, 1), encode_chunks(encoder, tok, chunks, 2))
+
+
+def test_sdxl_plain_prompt_matches_diffusers_and_long_prompts_are_chunked(sdxl_manager):
+    from sdui.engine.prompts import encode_prompt_pair_sdxl
+    from sdui.models.manager import Task
+
+    pipe = sdxl_manager.get(None, Task.TXT2IMG)
+    encoders, tokenizers = [pipe.text_encoder, pipe.text_encoder_2], [pipe.tokenizer, pipe.tokenizer_2]
+    ours = encode_prompt_pair_sdxl(encoders, tokenizers, "a photo of an astronaut", "blurry")
+    embeds, negative, pooled, negative_pooled = pipe.encode_prompt(
+        "a photo of an astronaut", device="cpu", num_images_per_prompt=1, do_classifier_free_guidance=True,
+        negative_prompt="blurry")
+    assert ours["prompt_embeds"].shape == (1, 77, 64)
+    assert torch.allclose(ours["prompt_embeds"], embeds, atol=1e-5)
+    assert torch.allclose(ours["negative_prompt_embeds"], negative, atol=1e-5)
+    assert torch.allclose(ours["pooled_prompt_embeds"], pooled, atol=1e-5)
+    assert torch.allclose(ours["negative_pooled_prompt_embeds"], negative_pooled, atol=1e-5)
+    long = encode_prompt_pair_sdxl(encoders, tokenizers, "cat " * 200, "")
+    assert long["prompt_embeds"].shape == long["negative_prompt_embeds"].shape == (1, 3 * 77, 64)
+    assert long["pooled_prompt_embeds"].shape == (1, 32)
