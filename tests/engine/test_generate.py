@@ -213,3 +213,11 @@ def test_sdxl_pipelines_get_weighted_long_prompts(sdxl_manager, photo):
     assert_different(engine.run(small(prompt=prompt, seed=5)).images[0], result.images[0])
     image = engine.run(small(mode="img2img", init_image=photo)).images[0]
     assert image.size == (64, 64)
+
+
+@pytest.mark.parametrize("sampler", ["DPM++ SDE", "DPM++ 2M SDE", "DPM2 a"])
+def test_stochastic_samplers_keep_batch_image_i_equal_to_seed_plus_i(engine, sampler):
+    batch = engine.run(small(sampler=sampler, batch_size=2))
+    single = engine.run(small(sampler=sampler, seed=1235))
+    assert_same_image(batch.images[1], single.images[0], BATCH_TOLERANCE)
+    assert_different(batch.images[0], batch.images[1])
