@@ -6,7 +6,7 @@ seed, mask); `ModeInputs.finish` turns a generated image into the result (pasted
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PIL import Image
 
@@ -29,12 +29,17 @@ class ModeInputs:
     paste_mask: Image.Image | None = None
     box: masks.Box | None = None  # "only masked": where the generated crop goes in `base`
     masked_content: MaskedContent = MaskedContent.ORIGINAL
+    _prefilled: Image.Image | None = field(default=None, repr=False)
 
     def init_for(self, seed: int) -> Image.Image | None:
-        """The init image of the image with this seed (noise pre-fills differ per seed)."""
-        if self.mode is Mode.INPAINT and self.image is not None:
+        """The init image of the image with this seed (only the latent-noise pre-fill differs per seed)."""
+        if self.mode is not Mode.INPAINT or self.image is None:
+            return self.image
+        if self.masked_content is MaskedContent.LATENT_NOISE:
             return masks.prefill(self.image, self.binary_mask, self.masked_content, seed)
-        return self.image
+        if self._prefilled is None:
+            self._prefilled = masks.prefill(self.image, self.binary_mask, self.masked_content, seed)
+        return self._prefilled
 
     def finish(self, generated: Image.Image) -> Image.Image:
         """Paste the original back outside the mask (inpaint, outpaint); img2img/txt2img unchanged."""
