@@ -29,5 +29,6 @@ def latent_preview(latent: torch.Tensor, sdxl: bool = False) -> Image.Image:
         raise ValueError(f"latent must have 4 channels for a preview; got shape {tuple(latent.shape)}")
     coefs = torch.tensor(SDXL_LATENT_RGB if sdxl else SD_LATENT_RGB, dtype=torch.float32)
     rgb = torch.einsum("lhw,lr->hwr", latent.detach().float().cpu(), coefs)
-    rgb = ((rgb + 1.0) / 2.0).clamp(0.0, 1.0).nan_to_num(0.0)
+    # .float() again: under the fast path's autocast the einsum itself comes back in bf16.
+    rgb = ((rgb.float() + 1.0) / 2.0).clamp(0.0, 1.0).nan_to_num(0.0)
     return Image.fromarray((rgb.numpy() * 255).round().astype(np.uint8), "RGB")

@@ -192,10 +192,12 @@ def test_engine_runs_a_fast_path_pipeline_under_its_autocast(tiny_model_dir, tmp
         if cpu_supports_bf16():
             unet = manager.get(None, Task.TXT2IMG).unet
             assert any(p.dtype == torch.bfloat16 for p in unet.parameters())
-        engine = Engine(manager)
+        engine = Engine(manager, preview_every=1)
         for params in (small(), small(mode="img2img", init_image=photo)):
-            image = engine.run(params).images[0]
+            seen: list[Progress] = []
+            image = engine.run(params, progress=seen.append).images[0]
             assert image.size == (64, 64) and pixels(image).std() > 1
+            assert all(p.preview is not None for p in seen)  # previews are made inside the autocast too
     finally:
         torch.set_num_threads(threads)
 
