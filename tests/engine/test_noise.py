@@ -29,7 +29,8 @@ def test_image_i_of_a_batch_gets_exactly_the_noise_of_seed_plus_i():
         single = noise.batch_noise([seed], SHAPE)
         assert torch.equal(batch.latents[i], single.latents[0])
         # The step generators continue each image's own sequence.
-        assert torch.equal(torch.randn(5, generator=batch.generators[i]), torch.randn(5, generator=single.generators[0]))
+        continued = torch.randn(5, generator=batch.generators[i])
+        assert torch.equal(continued, torch.randn(5, generator=single.generators[0]))
     assert not torch.equal(batch.latents[0], batch.latents[1])
 
 

@@ -72,7 +72,8 @@ def test_200_token_prompt_is_3x77_long_and_not_truncated(encoder, tok):
     words = ["cat"] * 199
     prompt = " ".join(words + ["dog"])
     other = " ".join(words + ["house"])
-    a, b = encode_chunks(encoder, tok, tokenize_chunks(tok, prompt)), encode_chunks(encoder, tok, tokenize_chunks(tok, other))
+    a = encode_chunks(encoder, tok, tokenize_chunks(tok, prompt))
+    b = encode_chunks(encoder, tok, tokenize_chunks(tok, other))
     assert a.shape == (1, 3 * 77, 32)
     # Only the last word differs: the first two chunks are equal, the third is not.
     assert torch.equal(a[:, :154], b[:, :154])
