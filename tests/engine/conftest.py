@@ -54,9 +54,11 @@ def center_mask() -> Image.Image:
     return Image.fromarray(mask, "L")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def one_torch_thread():
-    """Tiny convolutions on a shared 2-core machine: threads only contend (0.2 s vs 7 s per run)."""
+    """Tiny convolutions on a shared 2-core machine: threads only contend (0.2 s vs 7 s per run).
+
+    Package scope: the previous thread count is back before tests outside tests/engine run."""
     import torch
 
     before = torch.get_num_threads()
