@@ -29,13 +29,17 @@ def follow(ctx: UIContext, params: GenerationParams, owner: str, results: Result
     yield {results.job: job.id, results.progress: progress_html(0, 0, "Queued…"),
            results.preview: gr.update(value=None, visible=True)}
     last_preview = -PREVIEW_EVERY_STEPS
-    while (p := job.progress()).state not in FINISHED:
-        update: dict[Any, Any] = {results.progress: progress_html(p.step, p.total, _status_text(ctx, job, p))}
-        if p.preview is not None and p.step - last_preview >= PREVIEW_EVERY_STEPS:
-            update[results.preview] = p.preview
-            last_preview = p.step
-        yield update
-        time.sleep(POLL_SECONDS)
+    try:
+        while (p := job.progress()).state not in FINISHED:
+            update: dict[Any, Any] = {results.progress: progress_html(p.step, p.total, _status_text(ctx, job, p))}
+            if p.preview is not None and p.step - last_preview >= PREVIEW_EVERY_STEPS:
+                update[results.preview] = p.preview
+                last_preview = p.step
+            yield update
+            time.sleep(POLL_SECONDS)
+    except GeneratorExit:  # the page went away: nobody will see this job, free the device
+        job.interrupt()
+        raise
     yield _finished(job, results)
 
 
@@ -51,7 +55,7 @@ def interrupt_own(ctx: UIContext, job_id: str | None, owner: str) -> None:
 
 def bind_generate(ctx: UIContext, panel: Panel, handler: Callable[..., Iterator[dict]], api_name: str,
                   inputs_kwargs: dict[str, gr.components.Component]) -> None:
-    """Wire Generate (one FIFO line for the device), Interrupt (immediate) and the gallery selection."""
+    """Wire Generate (one FIFO line for the device, shared by every tab) and Interrupt (runs at once)."""
     panel.generate.click(handler, inputs_kwargs=inputs_kwargs, outputs=panel.results.outputs, api_name=api_name,
                          concurrency_id=DEVICE_CONCURRENCY_ID, concurrency_limit=1,
                          show_progress_on=[panel.results.gallery])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from tests.browser.helpers import (editor_zoom, gallery_image, gradient_picture, open_tab, set_slider, upload,
                                    wait_for_result)
@@ -21,8 +22,11 @@ def test_txt2img_prompt_and_steps_reach_the_saved_png(page, server, shots):
     parameters = image.info["parameters"]
     assert parameters.startswith("a tiny red boat\n") and "Steps: 3," in parameters
     assert parameters == infotext
-    saved = list(server.outputs.rglob("*.png"))
-    assert any(p.read_bytes() and "a tiny red boat" in (p.name + parameters) for p in saved)
+    assert list(server.outputs.glob("txt2img-images/*/*.png")), "the file is saved under outputs/"
+
+    page.locator("#txt2img_send_to_img2img").click()
+    page.locator("#img2img_image img").wait_for()
+    assert page.locator("#img2img_prompt textarea").input_value() == "a tiny red boat"
 
 
 def test_img2img_upload_and_ctrl_enter_generate(page, shots, tmp_path):
@@ -114,6 +118,13 @@ def test_png_info_shows_the_seed_and_sends_to_txt2img(page, shots, tmp_path):
     page.wait_for_function("el => el.value === 'a lantern, glowing'", arg=prompt.element_handle())
     assert page.locator("#txt2img_seed input").input_value() == "4242"
     assert page.locator("#txt2img_steps input[type=number]").input_value() == "2"
+
+    # Regenerate: the same parameters through txt2img give the same picture again.
+    open_tab(page, "PNG info")
+    page.locator("#pnginfo_regenerate").click()
+    wait_for_result(page, "txt2img")
+    again = gallery_image(page, "txt2img")
+    assert np.array_equal(np.asarray(again.convert("RGB")), np.asarray(Image.open(path).convert("RGB")))
 
 
 def _text_chunk(image):

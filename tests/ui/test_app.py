@@ -67,7 +67,8 @@ def test_model_files_and_folder_are_never_served(session, auth_server):
     head = weights.read_bytes()[:64]
     for path in (f"/gradio_api/file={weights}", f"/file={weights}", f"/gradio_api/file/{weights}",
                  f"/gradio_api/file={outputs}/../../../{weights.relative_to('/')}",
-                 f"/gradio_api/file={tiny_model_dir}", f"/gradio_api/file={tiny_model_dir / DEMO_NAME / 'model_index.json'}"):
+                 f"/gradio_api/file={tiny_model_dir}",
+                 f"/gradio_api/file={tiny_model_dir / DEMO_NAME / 'model_index.json'}"):
         reply = session.get(path)
         assert not _serves_content(reply, head), path
         assert not _serves_content(reply, b"_class_name"), path
