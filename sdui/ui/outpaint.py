@@ -46,10 +46,11 @@ def bind(ctx: UIContext, panel: panel_ui.Panel, checkpoint: gr.Dropdown) -> None
     """Wire Generate (api_name "outpaint"), Interrupt, the panel buttons and the canvas preview."""
     panel_ui.bind(panel)
     results_ui.bind(panel.results)
-    inputs = [panel.extras["editor"], *(panel.fields[f"outpaint_{side}"] for side in SIDES)]
-    for widget in inputs:
-        widget.change(preview, inputs, panel.extras["grown_preview"], queue=False, api_visibility="private",
-                      trigger_mode="always_last")
+    image = panel.extras["editor"]
+    sides = [panel.fields[f"outpaint_{side}"] for side in SIDES]
+    # upload as well as change: a change can fire before the uploaded picture is in the editor's value.
+    gr.on([image.upload, image.change, *(side.change for side in sides)], preview, [image, *sides],
+          panel.extras["grown_preview"], queue=False, api_visibility="private", trigger_mode="always_last")
     run.bind_tab(ctx, panel, checkpoint, "outpaint", to_params, skip=("grown_preview",))
 
 
