@@ -34,8 +34,7 @@ def bind(ctx: UIContext, panel: panel_ui.Panel, checkpoint: gr.Dropdown) -> None
     panel_ui.bind(panel)
     results_ui.bind(panel.results)
     image = panel.fields["init_image"]
-    image.upload(panel_ui.size_of, image, [panel.fields["width"], panel.fields["height"]], queue=False,
-                 api_visibility="private")
+    panel_ui.bind_size_follows_picture(panel, image)
     run.bind_tab(ctx, panel, checkpoint, "img2img", to_params)
 
 

@@ -117,6 +117,8 @@ def field_updates(panel: Panel, params: GenerationParams) -> dict[gr.components.
         value = getattr(params, name)
         if name in ("init_image", "mask") or value is None:
             continue
+        if isinstance(widget, gr.Radio) and widget.type == "index":  # e.g. mask_invert shown as a choice
+            value = widget.choices[int(value)][1]
         updates[widget] = value.value if hasattr(value, "value") else value
     return updates
 
@@ -134,17 +136,31 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
-def size_of(image: Any) -> tuple[int, int]:
-    """Width and height sliders for an uploaded picture: its size rounded to the sliders' step of 64."""
-    if image is None:
-        return gr.skip(), gr.skip()
-    if isinstance(image, dict):  # an ImageEditor value
-        image = image.get("background")
-        if image is None:
-            return gr.skip(), gr.skip()
-    width, height = image.size if hasattr(image, "size") and not hasattr(image, "shape") else (
-        image.shape[1], image.shape[0])
-    return _round64(width), _round64(height)
+def bind_size_follows_picture(panel: Panel, image: gr.components.Component) -> None:
+    """Set the width/height sliders to a newly uploaded picture's size (not again on every brush stroke)."""
+    seen = gr.State(None)
+    # An editor's upload event can carry its value before the picture is in it; its change event follows.
+    gr.on([image.upload, image.change], _follow_size, [image, seen],
+          [panel.fields["width"], panel.fields["height"], seen], queue=False, api_visibility="private",
+          trigger_mode="always_last")
+
+
+def _follow_size(value: Any, seen: tuple[int, int] | None):
+    size = picture_size(value)
+    if size is None or size == seen:
+        return gr.skip(), gr.skip(), seen
+    return _round64(size[0]), _round64(size[1]), size
+
+
+def picture_size(value: Any) -> tuple[int, int] | None:
+    """(width, height) of a PIL image, an array, or an ImageEditor value's background; None when empty."""
+    if isinstance(value, dict):
+        value = value.get("background")
+    if value is None:
+        return None
+    if hasattr(value, "shape"):
+        return int(value.shape[1]), int(value.shape[0])
+    return tuple(value.size)
 
 
 def _round64(value: int) -> int:

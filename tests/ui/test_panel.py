@@ -8,7 +8,7 @@ from PIL import Image
 
 from sdui.params import MaskedContent, Mode
 from sdui.ui import img2img, inpaint, outpaint, txt2img
-from sdui.ui.panel import params_from_fields, size_of
+from sdui.ui.panel import _follow_size, params_from_fields
 from sdui.ui.results import progress_html, selected_path, selected_seed
 
 WIDGETS = {"prompt": "a cat", "negative_prompt": None, "sampler": "DPM++ 2M", "schedule": "Karras", "steps": 12.0,
@@ -76,8 +76,11 @@ def test_outpaint_uses_the_picture_size_and_grows_in_the_preview():
 
 
 def test_uploaded_picture_sets_the_size_sliders_in_steps_of_64():
-    assert size_of(Image.new("RGB", (100, 300))) == (128, 320)
-    assert size_of({"background": np.zeros((20, 5000, 3), np.uint8)}) == (2048, 64)
+    assert _follow_size(Image.new("RGB", (100, 300)), None) == (128, 320, (100, 300))
+    assert _follow_size({"background": np.zeros((20, 5000, 3), np.uint8)}, None)[:2] == (2048, 64)
+    skipped = _follow_size(Image.new("RGB", (100, 300)), (100, 300))  # a brush stroke, not a new picture
+    assert skipped[2] == (100, 300) and all(not isinstance(v, int) for v in skipped[:2])
+    assert _follow_size({"background": None}, None)[2] is None
 
 
 def test_result_helpers():
@@ -87,3 +90,20 @@ def test_result_helpers():
     html = progress_html(3, 30, "Step 3/30 <b>")
     assert 'max="30" value="3"' in html and "&lt;b&gt;" in html
     assert "<progress" not in progress_html(0, 0, "Queued…")
+
+
+def test_field_updates_show_params_in_an_inpaint_panel(tmp_path):
+    import gradio as gr
+
+    from sdui.params import GenerationParams
+    from sdui.ui import panel as panel_ui
+
+    with gr.Blocks(), gr.Tabs(), gr.Tab("Inpaint"):
+        panel = panel_ui.build("inpaint", tmp_path, extras=inpaint._extras)
+    params = GenerationParams(prompt="p", steps=9, seed=77, mask_invert=True, inpaint_full_res=True,
+                              masked_content=MaskedContent.FILL, sampler="DDIM")
+    by_widget = panel_ui.field_updates(panel, params)
+    updates = {name: by_widget[widget] for name, widget in panel.fields.items() if widget in by_widget}
+    assert updates["prompt"] == "p" and updates["steps"] == 9 and updates["seed"] == 77
+    assert updates["mask_invert"] == "Inpaint not masked" and updates["inpaint_full_res"] == "Only masked"
+    assert updates["masked_content"] == "fill" and updates["sampler"] == "DDIM"
