@@ -5,25 +5,24 @@ from __future__ import annotations
 import sys
 
 from sdui.settings import Settings, parse_args
+from sdui.ui.context import UIContext
+from sdui.ui.security import LaunchRefused, check_launch, launch_options
 
 
-def build_services(settings: Settings):
+def build_services(settings: Settings) -> UIContext:
     """Create the process-wide objects, in dependency order, and start the job worker."""
     from sdui.engine.generate import Engine
     from sdui.jobs import JobQueue
     from sdui.models.catalog import Catalog
     from sdui.models.manager import ModelManager
-    from sdui.models.tiny import ensure_demo_model
     from sdui.outputs.save import OutputWriter
-    from sdui.ui.context import UIContext
 
     catalog = Catalog(settings.ckpt_dir, settings.cache_dir)
-    if not catalog.list():
-        print(f"sdui: no checkpoint in {settings.ckpt_dir}; building the tiny demo model (noise-like images)")
-        ensure_demo_model(settings.ckpt_dir)
-        catalog.refresh()
     manager = ModelManager(catalog, settings)
-    manager.on_status = lambda message: print(f"sdui: {message}")
+    manager.on_status = lambda message: print(f"sdui: {message}", flush=True)
+    # With an empty models dir this downloads the default model (--download-default) or builds the demo one,
+    # so the checkpoint dropdown is never empty.
+    manager.info(None)
     writer = OutputWriter(settings.outputs_dir, fmt=settings.save_format, enabled=not settings.no_save)
     queue = JobQueue(Engine(manager), writer)
     queue.start()
@@ -33,8 +32,6 @@ def build_services(settings: Settings):
 def main(argv: list[str] | None = None) -> int:
     """Parse flags, refuse unsafe launches, build everything and serve until stopped."""
     settings = parse_args(argv)
-    from sdui.ui.security import LaunchRefused, check_launch, launch_options
-
     try:
         warnings = check_launch(settings)
     except LaunchRefused as e:
@@ -43,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     for warning in warnings:
         print(f"sdui: {warning}", file=sys.stderr)
 
+    # Heavy imports (torch, diffusers, gradio) only once the flags are known to be acceptable.
     from sdui.ui.blocks import build_ui
 
     ctx = build_services(settings)
@@ -50,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.queue(default_concurrency_limit=None)
     app, local_url, share_url = demo.launch(prevent_thread_lock=True, show_error=True, **launch_options(settings))
     if settings.api:
-        from sdui.api import mount_api
+        from sdui.api import mount_api, warn_if_exposed
 
+        warn_if_exposed(settings)
         mount_api(app, queue=ctx.queue, manager=ctx.manager, catalog=ctx.catalog, settings=settings)
     print(f"sdui: running at {local_url}" + (f" (public link: {share_url})" if share_url else ""), flush=True)
     try:
