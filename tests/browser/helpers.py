@@ -55,3 +55,13 @@ def editor_zoom(page, elem_id: str) -> float:
     """The editor's current zoom factor (its toolbar shows e.g. "559%")."""
     text = page.locator(f"#{elem_id}").inner_text()
     return int(re.search(r"(\d+)%", text).group(1)) / 100
+
+
+def upload_to_editor(page, elem_id: str, path) -> None:
+    """Drop a file into an ImageEditor once it is ready, and wait until it shows the picture."""
+    # The editor (PixiJS) is ready when its toolbar shows the zoom; it re-zooms to fit a new picture.
+    page.wait_for_function(f"() => /\\d+%/.test(document.querySelector('#{elem_id}').innerText)")
+    empty_zoom = round(editor_zoom(page, elem_id) * 100)
+    upload(page, elem_id, path)
+    page.wait_for_function(f"z => !document.querySelector('#{elem_id}').innerText.includes(z + '%')",
+                           arg=empty_zoom)

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from tests.browser.helpers import (editor_zoom, gallery_image, gradient_picture, open_tab, set_slider, upload,
-                                   wait_for_result)
+                                   upload_to_editor, wait_for_result)
 
 
 def test_txt2img_prompt_and_steps_reach_the_saved_png(page, server, shots):
@@ -49,8 +49,7 @@ def test_img2img_upload_and_ctrl_enter_generate(page, shots, tmp_path):
 def test_inpaint_brush_stroke_changes_only_near_the_stroke(page, shots, tmp_path):
     original = gradient_picture(tmp_path / "in.png").astype(int)
     open_tab(page, "Inpaint")
-    upload(page, "inpaint_editor", tmp_path / "in.png")
-    page.locator("#inpaint_editor canvas").first.wait_for()
+    upload_to_editor(page, "inpaint_editor", tmp_path / "in.png")
     set_slider(page, "inpaint_width", 64)
     set_slider(page, "inpaint_height", 64)
     set_slider(page, "inpaint_steps", 3)
@@ -84,7 +83,7 @@ def test_inpaint_brush_stroke_changes_only_near_the_stroke(page, shots, tmp_path
 def test_outpaint_adds_64_pixels_on_the_right(page, shots, tmp_path):
     original = gradient_picture(tmp_path / "in.png").astype(int)
     open_tab(page, "Outpaint")
-    upload(page, "outpaint_editor", tmp_path / "in.png")
+    upload_to_editor(page, "outpaint_editor", tmp_path / "in.png")
     preview = page.locator("#outpaint_canvas_preview img")
     preview.wait_for()
     first_src = preview.get_attribute("src")
