@@ -96,9 +96,11 @@ def bench_step(args, shape: str, size: int, batch: int, device, dtype, settings,
     fast = SimpleNamespace(unet=copy.deepcopy(base), vae=None)
     info = apply_fast_path(fast, device, dtype, settings, cpu_bf16_weights=True)
     variants: dict[str, tuple[torch.nn.Module, Any]] = {"baseline": (base, None), "fast": (fast.unet, settings)}
+    described = {"baseline": "", "fast": info.describe()}
     if args.ablate and device.type == "cpu" and info.autocast_dtype is not None:
         ablation = SimpleNamespace(unet=copy.deepcopy(base), vae=None)
-        apply_fast_path(ablation, device, dtype, settings, cpu_bf16_weights=False)
+        described["autocast_channels_last"] = apply_fast_path(ablation, device, dtype, settings,
+                                                              cpu_bf16_weights=False).describe()
         variants["autocast_channels_last"] = (ablation.unet, settings)
     outputs: dict[str, torch.Tensor] = {}
 
@@ -120,7 +122,7 @@ def bench_step(args, shape: str, size: int, batch: int, device, dtype, settings,
         rec.add(figure="step", shape=shape, variant=name, size=size, batch=batch, dtype=str(dtype)[6:],
                 **figure_stats(times, name, batch, 1, flops[0]),
                 rel_err_vs_baseline=rel_err(out, outputs["baseline"]), finite=bool(torch.isfinite(out).all()),
-                fast_path=info.describe() if name != "baseline" else "")
+                fast_path=described[name])
 
 
 def _png_bytes(images: list) -> int:
