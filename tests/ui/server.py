@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -24,6 +25,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    # Linux PR_SET_PDEATHSIG: if pytest is killed before its teardown runs, the server goes too.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+
+
 def app_env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
             "PYTHONUNBUFFERED": "1"}
@@ -39,7 +48,7 @@ def running_app(ckpt_dir: Path, work: Path, *extra: str) -> Iterator[tuple[str, 
             "--outputs-dir", str(outputs), "--cache-dir", str(work / "cache"), *extra]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(args, cwd=ROOT, env=app_env(), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_http(url, proc, log_path)
