@@ -132,12 +132,15 @@ def prefill(image: Image.Image, mask: Image.Image, content: MaskedContent, seed:
 
 
 def outpaint_canvas(image: Image.Image, left: int, right: int, up: int, down: int,
-                    fill: OutpaintFill, feather: int, seed: int) -> tuple[Image.Image, Image.Image, Image.Image]:
+                    fill: OutpaintFill, feather: int, seed: int,
+                    refine: Image.Image | None = None) -> tuple[Image.Image, Image.Image, Image.Image]:
     """Grow `image` by the given pixels per side and pre-fill the new area.
 
     Returns (canvas, generation mask, paste mask): the generation mask covers the new area plus
     `feather` px of the original (so the model sees the seam); the paste mask ramps from 0 at the
     original's edge to 255 `feather` px into the new area, so the original's pixels stay exact.
+    `refine` (L, the original's size, 255 = repaint) is a brushed mask over the original: that area is
+    generated and pasted too (blurred by `feather`).
     """
     pixels = np.asarray(image.convert("RGB"))
     h, w = pixels.shape[:2]
@@ -163,6 +166,11 @@ def outpaint_canvas(image: Image.Image, left: int, right: int, up: int, down: in
         seam |= (right > 0) & (xs >= left + w - feather)
         seam |= (up > 0) & (ys < up + feather)
         seam |= (down > 0) & (ys >= up + h - feather)
-    generate_area = Image.fromarray((new_area | seam).astype(np.uint8) * 255, "L")
-    paste_mask = Image.fromarray((paste * 255).round().astype(np.uint8), "L")
-    return canvas, generate_area, paste_mask
+    generate = new_area | seam
+    paste = (paste * 255).round().astype(np.uint8)
+    if refine is not None:
+        brushed = np.zeros((new_h, new_w), dtype=np.uint8)
+        brushed[up:up + h, left:left + w] = np.asarray(refine.convert("L"))
+        generate |= brushed > 0
+        paste = np.maximum(paste, np.asarray(blur_mask(Image.fromarray(brushed, "L"), feather)))
+    return canvas, Image.fromarray(generate.astype(np.uint8) * 255, "L"), Image.fromarray(paste, "L")

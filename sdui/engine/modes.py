@@ -58,9 +58,13 @@ def prepare_inputs(params: GenerationParams, seed: int) -> ModeInputs:
         return ModeInputs(Mode.IMG2IMG, w, h, image=fit_image(source, w, h, params.resize_mode))
     if params.mode is Mode.OUTPAINT:
         fitted = fit_image(source, w, h, params.resize_mode)
+        refine = None
+        if params.mask is not None:  # brush strokes over the original, in its own coordinates
+            refine = masks.read_mask(params.mask, source.size, params.mask_invert)
+            refine = fit_image(refine, w, h, params.resize_mode, Image.Resampling.NEAREST)
         canvas, generate_mask, paste_mask = masks.outpaint_canvas(
             fitted, params.outpaint_left, params.outpaint_right, params.outpaint_up, params.outpaint_down,
-            params.outpaint_fill, params.mask_blur, seed)
+            params.outpaint_fill, params.mask_blur, seed, refine)
         return ModeInputs(Mode.OUTPAINT, canvas.width, canvas.height, image=canvas, mask=generate_mask,
                           binary_mask=generate_mask, base=canvas, paste_mask=paste_mask)
     return _prepare_inpaint(params, source)

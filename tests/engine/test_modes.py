@@ -79,6 +79,20 @@ def test_outpaint_64_left_grows_the_width_and_keeps_the_original(engine, photo):
     assert "Outpaint" in result.infotexts[0]
 
 
+def test_outpaint_brushed_mask_repaints_that_part_of_the_original_too(engine, photo):
+    brushed = Image.new("L", photo.size)
+    brushed.paste(255, (40, 8, 56, 24))  # a square inside the original, in its own coordinates
+    result = engine.run(small(mode="outpaint", init_image=photo, outpaint_right=64, mask=brushed, mask_blur=0,
+                              denoising_strength=1.0))
+    out = pixels(result.images[0])
+    assert result.images[0].size == (128, 64)
+    diff = np.abs(out[:, :64] - pixels(photo)).max(axis=-1) > 0
+    assert diff[8:24, 40:56].mean() > 0.5  # the brushed square was generated
+    untouched = np.ones_like(diff)
+    untouched[8:24, 40:56] = False
+    assert not diff[untouched].any()  # the rest of the original stays exact
+
+
 def test_outpaint_on_all_sides(engine, photo):
     result = engine.run(small(mode="outpaint", init_image=photo, outpaint_left=8, outpaint_right=16,
                               outpaint_up=24, outpaint_down=32, outpaint_fill="noise"))
