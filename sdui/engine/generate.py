@@ -6,7 +6,6 @@ threading.Event interrupts between denoising steps.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable
 
@@ -86,10 +85,7 @@ class Engine:
 
     def _call_context(self):
         """The fast path's autocast (bf16 on a bf16 CPU) around the denoising; the VAE decodes outside it."""
-        settings = getattr(self.manager, "settings", None)
-        if settings is None:
-            return contextlib.nullcontext()
-        return autocast_context(self.manager.device, settings)
+        return autocast_context(self.manager.device, self.manager.settings)
 
     def _step_callback(self, params: GenerationParams, batch_index: int,
                        progress: Callable[[Progress], None] | None, cancel: threading.Event | None):

@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 
+from sdui.engine.fast import apply_fast_path
 from sdui.models.catalog import Catalog, CheckpointInfo
 from sdui.models.device import choose_device
 from sdui.models.errors import ModelNotFound
@@ -124,6 +125,8 @@ class ModelManager:
                 self._make_room(incoming=_estimate_bytes(info), keep=None)
             self._status(f"Loading model {info.title}…")
             pipe = load_pipeline(info.path, self.plan)
+            # Before counting bytes: on a bf16 CPU the fast path stores the UNet in bf16.
+            self._status(apply_fast_path(pipe, self.device, self.dtype, self.settings).describe())
             entry = _Entry(info=info, base=pipe, nbytes=model_bytes(pipe),
                            scheduler_config=copy.deepcopy(dict(pipe.scheduler.config)))
             entry.variants[_native_task(pipe)] = pipe

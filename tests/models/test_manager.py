@@ -155,3 +155,18 @@ def test_bad_names_raise_model_not_found(two_models):
         with pytest.raises(ModelNotFound):
             m.get(name, Task.TXT2IMG)
     assert m.load_count == 0
+
+
+def test_loading_applies_the_fast_path_and_no_fast_path_keeps_fp32(two_models):
+    import torch
+
+    from sdui.engine.fast import cpu_supports_bf16
+
+    statuses: list[str] = []
+    tuned = _manager(two_models, fast_path=True)
+    tuned.on_status = statuses.append
+    weight = tuned.get("a").unet.down_blocks[0].resnets[0].conv1.weight
+    assert weight.dtype == (torch.bfloat16 if cpu_supports_bf16() else torch.float32)
+    assert any(s.startswith("fast path:") for s in statuses)
+    plain = _manager(two_models, fast_path=False).get("b")
+    assert plain.unet.down_blocks[0].resnets[0].conv1.weight.dtype == torch.float32
