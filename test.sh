@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/setup.sh
-SDUI_WITH_TEST_DEPS=1 sdui_setup
+sdui_setup test
 if [ ! -x /usr/bin/chromium ]; then
   echo "sdui: installing Debian chromium for the browser tests"
   sudo_cmd=""

@@ -39,12 +39,16 @@ def app_env() -> dict[str, str]:
 
 
 @contextmanager
-def running_app(ckpt_dir: Path, work: Path, *extra: str) -> Iterator[tuple[str, Path]]:
-    """Run `app.py` with the tiny model until the block ends; yields (base url, outputs dir)."""
+def running_app(ckpt_dir: Path, work: Path, *extra: str,
+                launcher: tuple[str, ...] = (sys.executable, str(ROOT / "app.py"))) -> Iterator[tuple[str, Path]]:
+    """Run `app.py` (or `launcher`, e.g. webui.sh) with the tiny model until the block ends.
+
+    Yields (base url, outputs dir).
+    """
     port = free_port()
     outputs = work / "outputs"
     log_path = work / "server.log"
-    args = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--ckpt-dir", str(ckpt_dir),
+    args = [*launcher, "--port", str(port), "--ckpt-dir", str(ckpt_dir),
             "--outputs-dir", str(outputs), "--cache-dir", str(work / "cache"), *extra]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(args, cwd=ROOT, env=app_env(), stdout=log, stderr=subprocess.STDOUT,
