@@ -72,6 +72,9 @@ def test_traversal_and_unknown_names_are_not_found(tmp_path, models_dir, name):
     with pytest.raises(ModelNotFound) as info:
         Catalog(models_dir, tmp_path / "cache").find(name)
     assert name in str(info.value)
+    # A path leading out of the models dir is refused as such (before any lookup), not merely not found.
+    outside = name != "nothing-here"
+    assert ("outside the models dir" in str(info.value)) == outside, str(info.value)
 
 
 def test_broken_files_are_listed_beside_the_good_ones(tmp_path, models_dir):
