@@ -150,13 +150,19 @@ def test_eta_from_time_per_step():
     q = JobQueue(engine)
     q.start()
     try:
+        submitted = time.monotonic()
         job = q.submit(params("slow", steps=12))
-        deadline = time.monotonic() + 5
+        deadline = submitted + 5
         while job.progress().step < 4 and time.monotonic() < deadline:
             time.sleep(0.01)
         p = job.progress()
-        remaining = (p.total - p.step) * 0.05
-        assert p.eta_seconds is not None and remaining * 0.5 < p.eta_seconds < remaining * 3
+        read = time.monotonic()
+        assert p.step > 1 and p.eta_seconds is not None, p
+        # Each step sleeps >= 0.05 s, so the ETA is at least half of that per remaining step; and it can be
+        # no more than the remaining steps at the slowest per-step time this test could have seen (bounds
+        # that hold on a loaded machine too: no guess at how long a step took).
+        slowest_per_step = (read - submitted) / (p.step - 1)
+        assert (p.total - p.step) * 0.05 * 0.5 < p.eta_seconds <= (p.total - p.step) * slowest_per_step
         job.wait(5)
     finally:
         q.stop()
@@ -253,7 +259,10 @@ def test_history_is_bounded_and_get_finds_jobs(engine):
         jobs = [q.submit(params(f"h{i}", steps=1)) for i in range(5)]
         for j in jobs:
             j.wait(5)
-        time.sleep(0.05)
+        # A job is filed in the history just after it finishes: poll for it rather than sleep a fixed time.
+        deadline = time.monotonic() + 5
+        while q.history()[-1:] != [jobs[-1]] and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert [j.id for j in q.history()] == [j.id for j in jobs[-3:]]
         assert q.get(jobs[-1].id) is jobs[-1] and q.get(jobs[0].id) is None
     finally:
@@ -266,7 +275,10 @@ def test_stop_interrupts_queued_jobs(engine):
     q.start()
     running = q.submit(params("r"))
     waiting = q.submit(params("w"))
-    time.sleep(0.05)
+    deadline = time.monotonic() + 5
+    while running.state is not JobState.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert running.state is JobState.RUNNING  # "r" is under way when stop() comes, "w" still queued
     engine.gate.set()
     q.stop()
     assert running.done and waiting.wait(1).interrupted

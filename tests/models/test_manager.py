@@ -55,9 +55,12 @@ def test_second_get_is_cached_and_fast(two_models):
     m = _manager(two_models, models_in_memory=2)
     first = m.get("a", Task.TXT2IMG)
     m.get("b", "img2img")
-    start = time.perf_counter()
-    again = m.get("a", "txt2img")
-    assert time.perf_counter() - start < 0.1
+    timings = []
+    for _ in range(3):  # the best of three: one descheduling on a loaded machine is not the cache's time
+        start = time.perf_counter()
+        again = m.get("a", "txt2img")
+        timings.append(time.perf_counter() - start)
+    assert min(timings) < 0.1, timings
     assert again is first and m.load_count == 2
     assert m.loaded() == [m.info("b").title, m.info("a").title]  # least recently used first
 
