@@ -158,6 +158,11 @@ def test_prompt_only_text_and_short_last_line_are_prompt():
     parsed = parse_infotext("just a prompt: with, a colon\nsecond line")
     assert parsed["Prompt"] == "just a prompt: with, a colon\nsecond line"
     assert parsed["Negative prompt"] == "" and "Steps" not in parsed and parsed["Clip skip"] == "1"
+    # A last line with fewer than 3 `key: value` pairs is still prompt (A1111's rule), not parameters.
+    two_pairs = parse_infotext("a cat\nstyle: oil, mood: calm")
+    assert two_pairs["Prompt"] == "a cat\nstyle: oil, mood: calm" and "style" not in two_pairs
+    three_pairs = parse_infotext("a cat\nstyle: oil, mood: calm, Steps: 4")
+    assert three_pairs["Prompt"] == "a cat" and three_pairs["Steps"] == "4" and three_pairs["style"] == "oil"
 
 
 def test_bad_input_is_a_clear_value_error():
