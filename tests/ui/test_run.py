@@ -1,4 +1,4 @@
-"""The UI's Interrupt button (`interrupt_own`): a session stops its own jobs and never anybody else's."""
+"""The UI's job plumbing in run.py: Interrupt stops only the session's own jobs; finished jobs fill the gallery."""
 
 from __future__ import annotations
 
@@ -47,3 +47,31 @@ def test_a_session_without_id_or_jobs_stops_nothing(setup):
     interrupt_own(ctx, jobs["bob"].id, "")
     interrupt_own(ctx, None, "carol")
     assert interrupted(jobs) == set()
+
+
+def finished_items(saved_paths: list[str]):
+    from PIL import Image
+
+    from sdui.engine.result import Result
+    from sdui.ui.run import _finished
+
+    params = GenerationParams(prompt="kept", width=64, height=64)
+    result = Result(params=params, images=[Image.new("RGB", (8, 8)) for _ in range(2)], seeds=[5, 6],
+                    subseeds=[0, 0], infotexts=["kept\nSeed: 5", "kept\nSeed: 6"])
+    job = SimpleNamespace(wait=lambda: result, save_error=None, saved_paths=saved_paths)
+    results = SimpleNamespace(progress="progress", preview="preview", gallery="gallery", infotext="infotext",
+                              data="data", selected="selected", job="job")
+    return _finished(job, results)
+
+
+def test_unsaved_images_reach_the_gallery_with_their_infotext():
+    # --no-save (or a failed save): the downloads must still carry the parameters chunk.
+    update = finished_items([])
+    assert [image.info.get("parameters") for image in update["gallery"]] == ["kept\nSeed: 5", "kept\nSeed: 6"]
+    assert update["data"]["seeds"] == [5, 6] and update["infotext"] == "kept\nSeed: 5"
+
+
+def test_saved_images_reach_the_gallery_as_their_files():
+    update = finished_items(["/out/00001-5.png", "/out/00002-6.png"])
+    assert update["gallery"] == ["/out/00001-5.png", "/out/00002-6.png"]
+    assert update["data"]["paths"] == update["gallery"]
