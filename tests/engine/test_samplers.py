@@ -9,7 +9,8 @@ import pytest
 
 from sdui.engine import samplers
 
-SD1_SCHEDULER = Path(samplers.__file__).parents[1] / "models" / "configs" / "sd1" / "scheduler" / "scheduler_config.json"
+CONFIGS = Path(samplers.__file__).parents[1] / "models" / "configs"
+SD1_SCHEDULER = CONFIGS / "sd1" / "scheduler" / "scheduler_config.json"
 
 # DESIGN.md's table: A1111 name -> diffusers class and the options that make it that sampler.
 EXPECTED = {
