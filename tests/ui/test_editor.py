@@ -7,16 +7,18 @@ import numpy as np
 from sdui.ui.editor import background, painted_mask
 
 
-def _layer(box: tuple[int, int, int, int], size=(32, 48), alpha: int = 255) -> np.ndarray:
+def _layer(box: tuple[int, int, int, int], size=(32, 48), alpha: int = 255, colour=(255, 255, 255)) -> np.ndarray:
     layer = np.zeros((*size, 4), np.uint8)
     y0, y1, x0, x1 = box
-    layer[y0:y1, x0:x1] = (255, 255, 255, alpha)
+    layer[y0:y1, x0:x1] = (*colour, alpha)
     return layer
 
 
 def test_mask_is_the_union_of_painted_pixels_over_all_layers():
+    # Black paint counts (only alpha says what is painted); colour with zero alpha is no paint.
     value = {"background": np.zeros((32, 48, 4), np.uint8),
-             "layers": [_layer((0, 4, 0, 4)), _layer((10, 12, 20, 30), alpha=1)]}
+             "layers": [_layer((0, 4, 0, 4), colour=(0, 0, 0)), _layer((10, 12, 20, 30), alpha=1),
+                        _layer((20, 30, 0, 10), alpha=0, colour=(255, 0, 0))]}
     mask = np.asarray(painted_mask(value, (48, 32)))
     assert mask.shape == (32, 48)
     assert mask[:4, :4].min() == 255 and mask[10:12, 20:30].min() == 255  # faint paint counts
