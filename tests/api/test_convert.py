@@ -120,6 +120,16 @@ def test_img2img_and_inpaint_fields():
     assert p.mask.getpixel((5, 5)) == 255 and p.mask.getpixel((60, 5)) == 0
 
 
+@pytest.mark.parametrize("fill, content", [
+    (0, MaskedContent.FILL), (1, MaskedContent.ORIGINAL), (2, MaskedContent.LATENT_NOISE),
+    (3, MaskedContent.LATENT_NOTHING),
+])
+def test_inpainting_fill_numbers_are_a1111s(fill, content):
+    image = b64(Image.new("RGB", (64, 64)))
+    req = Img2ImgRequest(init_images=[image], mask=image, inpainting_fill=fill, width=64, height=64)
+    assert convert.img2img_params(req, NoCatalog()).masked_content is content
+
+
 @pytest.mark.parametrize("fields, field", [
     ({"init_images": []}, "init_images"), ({"inpainting_fill": 4}, "inpainting_fill"),
     ({"resize_mode": 3}, "resize_mode"), ({"inpainting_mask_invert": 2}, "inpainting_mask_invert"),
