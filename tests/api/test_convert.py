@@ -130,6 +130,14 @@ def test_inpainting_fill_numbers_are_a1111s(fill, content):
     assert convert.img2img_params(req, NoCatalog()).masked_content is content
 
 
+@pytest.mark.parametrize("number, mode", [
+    (0, ResizeMode.JUST_RESIZE), (1, ResizeMode.CROP_AND_RESIZE), (2, ResizeMode.RESIZE_AND_FILL),
+])
+def test_resize_mode_numbers_are_a1111s(number, mode):
+    req = Img2ImgRequest(init_images=[b64(Image.new("RGB", (64, 64)))], resize_mode=number, width=64, height=64)
+    assert convert.img2img_params(req, NoCatalog()).resize_mode is mode
+
+
 @pytest.mark.parametrize("fields, field", [
     ({"init_images": []}, "init_images"), ({"inpainting_fill": 4}, "inpainting_fill"),
     ({"resize_mode": 3}, "resize_mode"), ({"inpainting_mask_invert": 2}, "inpainting_mask_invert"),
