@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
 from sdui.engine import samplers
 from sdui.params import BATCH_COUNT_MAX, BATCH_SIZE_MAX, SEED_MAX, SIZE_MAX, SIZE_MIN, STEPS_MAX, GenerationParams
@@ -140,27 +141,48 @@ def bind_size_follows_picture(panel: Panel, image: gr.components.Component) -> N
     """Set the width/height sliders to a newly uploaded picture's size (not again on every brush stroke)."""
     seen = gr.State(None)
     # An editor's upload event can carry its value before the picture is in it; its change event follows.
+    # preprocess=False: the uploaded file's path arrives as is, so a file that is not a picture gets a clear
+    # toast here instead of Gradio's bare "Error" (Gradio still checks the path is in its upload cache).
+    # Queued (its own line, not the device's): Gradio shows no toast for a queue=False event's error.
     gr.on([image.upload, image.change], _follow_size, [image, seen],
-          [panel.fields["width"], panel.fields["height"], seen], queue=False, api_visibility="private",
-          trigger_mode="always_last")
+          [panel.fields["width"], panel.fields["height"], seen], api_visibility="private", show_progress="hidden",
+          trigger_mode="always_last", preprocess=False)
 
 
 def _follow_size(value: Any, seen: tuple[int, int] | None):
-    size = picture_size(value)
+    try:
+        size = picture_size(value)
+    except ValueError as e:
+        raise gr.Error(f"{e}. Drop a PNG, JPEG or WEBP picture instead.") from e
     if size is None or size == seen:
         return gr.skip(), gr.skip(), seen
     return _round64(size[0]), _round64(size[1]), size
 
 
 def picture_size(value: Any) -> tuple[int, int] | None:
-    """(width, height) of a PIL image, an array, or an ImageEditor value's background; None when empty."""
-    if isinstance(value, dict):
-        value = value.get("background")
+    """(width, height) of a PIL image, an array, an uploaded file, or an ImageEditor value's background.
+
+    None when empty; ValueError when the file is not a picture.
+    """
+    if isinstance(value, dict) and "background" in value:
+        value = value["background"]
+    if isinstance(value, dict):  # an uploaded file as Gradio sends it (FileData), not yet opened
+        value = value.get("path")
     if value is None:
         return None
+    if isinstance(value, (str, Path)):
+        return _file_picture_size(Path(value))
     if hasattr(value, "shape"):
         return int(value.shape[1]), int(value.shape[0])
     return tuple(value.size)
+
+
+def _file_picture_size(path: Path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as image:  # reads the header only
+            return tuple(image.size)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ValueError(f"{path.name} is not a picture sdui can read ({type(e).__name__})") from e
 
 
 def _round64(value: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
@@ -82,6 +83,17 @@ def test_uploaded_picture_sets_the_size_sliders_in_steps_of_64():
     assert skipped[2] == (100, 300) and all(not isinstance(v, int) for v in skipped[:2])
     assert _follow_size({"background": None}, None)[2] is None
 
+
+
+def test_uploaded_file_sets_the_size_and_a_non_picture_gets_a_clear_error(tmp_path):
+    # With preprocess=False the handler gets Gradio's file payloads, for an Image and an ImageEditor.
+    Image.new("RGB", (100, 300)).save(tmp_path / "a.png")
+    assert _follow_size({"path": str(tmp_path / "a.png"), "url": "x"}, None) == (128, 320, (100, 300))
+    assert _follow_size({"background": {"path": str(tmp_path / "a.png")}, "layers": []}, None)[:2] == (128, 320)
+    (tmp_path / "notes.png").write_text("not a picture")
+    for value in ({"path": str(tmp_path / "notes.png")}, {"background": {"path": str(tmp_path / "notes.png")}}):
+        with pytest.raises(gr.Error, match="notes.png is not a picture.*PNG, JPEG or WEBP"):
+            _follow_size(value, None)
 
 def test_result_helpers():
     data = {"paths": ["/o/a.png", "/o/b.png"], "infotexts": ["a", "b"], "seeds": [7, 8]}
