@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from sdui.params import SIZE_MIN, GenerationParams, Mode, OutpaintFill
+from sdui.params import SIZE_MAX, SIZE_MIN, GenerationParams, Mode, OutpaintFill
 from sdui.ui import editor
 from sdui.ui import panel as panel_ui
 from sdui.ui import results as results_ui
@@ -63,6 +63,9 @@ def to_params(fields: dict[str, Any]) -> GenerationParams:
     picture = editor.background(value)
     if picture is None:
         raise ValueError("outpaint needs a picture: drop an image into the editor first")
+    if max(picture.size) > SIZE_MAX:  # the tab has no size sliders, so say what to do with the picture itself
+        raise ValueError(f"outpaint works on pictures up to {SIZE_MAX}x{SIZE_MAX} (grown size included); this one "
+                         f"is {picture.width}x{picture.height}: scale it down first, or use img2img to resize it")
     width, height = (max(SIZE_MIN, side // 8 * 8) for side in picture.size)
     return panel_ui.params_from_fields(fields, mode=Mode.OUTPAINT, init_image=picture,
                                        mask=editor.painted_mask(value, picture.size), width=width, height=height)

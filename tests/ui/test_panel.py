@@ -76,6 +76,14 @@ def test_outpaint_uses_the_picture_size_and_grows_in_the_preview():
     assert outpaint.preview(None, 0, 64, 0, 0) is None
 
 
+
+def test_outpaint_of_a_picture_over_the_size_limit_says_to_scale_it_down():
+    big = {"background": np.zeros((2000, 3000, 3), np.uint8), "layers": []}
+    fields = {**WIDGETS, "editor": big, "outpaint_left": 64, "outpaint_right": 0, "outpaint_up": 0,
+              "outpaint_down": 0, "outpaint_fill": "edge", "mask_blur": 8}
+    with pytest.raises(ValueError, match="up to 2048x2048.*is 3000x2000: scale it down"):
+        outpaint.to_params(fields)
+
 def test_uploaded_picture_sets_the_size_sliders_in_steps_of_64():
     assert _follow_size(Image.new("RGB", (100, 300)), None) == (128, 320, (100, 300))
     assert _follow_size({"background": np.zeros((20, 5000, 3), np.uint8)}, None)[:2] == (2048, 64)
