@@ -8,7 +8,6 @@ import gradio as gr
 
 from sdui.params import GenerationParams, Mode, ResizeMode
 from sdui.ui import panel as panel_ui
-from sdui.ui import results as results_ui
 from sdui.ui import run
 from sdui.ui.context import UIContext
 
@@ -31,8 +30,6 @@ def _extras() -> dict[str, Any]:
 
 def bind(ctx: UIContext, panel: panel_ui.Panel, checkpoint: gr.Dropdown) -> None:
     """Wire Generate (api_name "img2img"), Interrupt, the panel buttons and size-follows-upload."""
-    panel_ui.bind(panel)
-    results_ui.bind(panel.results)
     image = panel.fields["init_image"]
     panel_ui.bind_size_follows_picture(panel, image)
     run.bind_tab(ctx, panel, checkpoint, "img2img", to_params)

@@ -9,7 +9,6 @@ import gradio as gr
 from sdui.params import GenerationParams, MaskedContent, Mode
 from sdui.ui import editor
 from sdui.ui import panel as panel_ui
-from sdui.ui import results as results_ui
 from sdui.ui import run
 from sdui.ui.context import UIContext
 
@@ -50,8 +49,6 @@ def _extras() -> dict[str, Any]:
 
 def bind(ctx: UIContext, panel: panel_ui.Panel, checkpoint: gr.Dropdown) -> None:
     """Wire Generate (api_name "inpaint"), Interrupt, the panel buttons and size-follows-upload."""
-    panel_ui.bind(panel)
-    results_ui.bind(panel.results)
     image = panel.extras["editor"]
     panel_ui.bind_size_follows_picture(panel, image)
     run.bind_tab(ctx, panel, checkpoint, "inpaint", to_params)

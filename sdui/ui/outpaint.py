@@ -10,7 +10,6 @@ from PIL import Image
 from sdui.params import SIZE_MAX, SIZE_MIN, GenerationParams, Mode, OutpaintFill
 from sdui.ui import editor
 from sdui.ui import panel as panel_ui
-from sdui.ui import results as results_ui
 from sdui.ui import run
 from sdui.ui.context import UIContext
 from sdui.ui.inpaint import mask_editor
@@ -44,8 +43,6 @@ def _extras() -> dict[str, Any]:
 
 def bind(ctx: UIContext, panel: panel_ui.Panel, checkpoint: gr.Dropdown) -> None:
     """Wire Generate (api_name "outpaint"), Interrupt, the panel buttons and the canvas preview."""
-    panel_ui.bind(panel)
-    results_ui.bind(panel.results)
     image = panel.extras["editor"]
     sides = [panel.fields[f"outpaint_{side}"] for side in SIDES]
     # upload as well as change: a change can fire before the uploaded picture is in the editor's value.

@@ -13,6 +13,8 @@ from sdui.jobs import FINISHED, Job, JobState
 from sdui.models.errors import ModelError
 from sdui.params import GenerationParams
 from sdui.ui.context import DEVICE_CONCURRENCY_ID, UIContext
+from sdui.ui import panel as panel_ui
+from sdui.ui import results as results_ui
 from sdui.ui.panel import Panel
 from sdui.ui.results import Results, empty_data, progress_html
 
@@ -119,10 +121,12 @@ def _loading_text(ctx: UIContext, job: Job) -> str:
 
 def bind_tab(ctx: UIContext, panel: Panel, checkpoint: gr.Dropdown, api_name: str,
              to_params: Callable[[dict[str, Any]], GenerationParams], skip: tuple[str, ...] = ()) -> None:
-    """Wire a tab's Generate to `to_params(widget values by name)` → job queue → progress stream.
+    """Wire a tab's panel buttons, results, and Generate → `to_params(widget values by name)` → job queue.
 
     Every panel field and extra widget is an input (and a named API parameter) except those in `skip`.
     """
+    panel_ui.bind(panel)
+    results_ui.bind(panel.results)
 
     def handler(request: gr.Request, **fields: Any) -> Iterator[dict]:
         try:

@@ -8,7 +8,6 @@ import gradio as gr
 
 from sdui.params import GenerationParams, Mode
 from sdui.ui import panel as panel_ui
-from sdui.ui import results as results_ui
 from sdui.ui import run
 from sdui.ui.context import UIContext
 
@@ -21,8 +20,6 @@ def build(ctx: UIContext) -> panel_ui.Panel:
 
 def bind(ctx: UIContext, panel: panel_ui.Panel, checkpoint: gr.Dropdown) -> None:
     """Wire Generate (api_name "txt2img"), Interrupt and the panel buttons."""
-    panel_ui.bind(panel)
-    results_ui.bind(panel.results)
     run.bind_tab(ctx, panel, checkpoint, "txt2img", to_params)
 
 
