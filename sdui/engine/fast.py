@@ -2,7 +2,8 @@
 
 CPU: bf16 autocast where the CPU has native bf16 (avx512_bf16 / AMX, aarch64 bf16) with the UNet
 stored in bf16, channels_last, at most one thread per physical core. CUDA: channels_last, fused QKV
-projections, optional torch.compile of the UNet and the VAE decoder with a persistent inductor cache.
+projections. `--compile`: torch.compile of the UNet and the VAE decoder with a persistent inductor cache
+(CUDA graphs on CUDA; on CPU only where the UNet stays fp32).
 `--no-fast-path` leaves the pipeline alone; `--no-half` keeps every computation in fp32. Imports only
 torch (no gradio): bench/speed.py uses it.
 """
@@ -23,6 +24,7 @@ from sdui.settings import Settings
 # CUDA graphs ("reduce-overhead") remove the per-kernel launch cost that bounds SD at batch 1.
 DEFAULT_COMPILE_MODE = "reduce-overhead"
 COMPILE_MODES = ("reduce-overhead", "max-autotune-no-cudagraphs", "default", "max-autotune")
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 # Sizes and batches change between requests: allow a few specialisations before dynamo gives up.
 DYNAMO_RECOMPILE_LIMIT = 32
 CPUINFO = Path("/proc/cpuinfo")
@@ -146,7 +148,7 @@ def apply_fast_path(pipe: Any, device: torch.device, dtype: torch.dtype, setting
     if compile_mode not in COMPILE_MODES:
         raise ValueError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}; got {compile_mode!r}")
     if device.type == "cpu":
-        _apply_cpu(pipe, settings, info, cpu_bf16_weights)
+        _apply_cpu(pipe, settings, info, cpu_bf16_weights, compile_mode)
     elif device.type == "cuda":
         _apply_cuda(pipe, settings, info, compile_mode)
     else:
@@ -162,7 +164,7 @@ def _channels_last(pipe: Any, info: FastPathInfo) -> None:
             info.channels_last = True
 
 
-def _apply_cpu(pipe: Any, settings: Settings, info: FastPathInfo, bf16_weights: bool) -> None:
+def _apply_cpu(pipe: Any, settings: Settings, info: FastPathInfo, bf16_weights: bool, mode: str) -> None:
     # Only ever lower the count: hyper-threads fight over one core's units, while a caller that chose
     # fewer threads (tests, a shared machine) knows better.
     if torch.get_num_threads() > physical_cores():
@@ -175,8 +177,14 @@ def _apply_cpu(pipe: Any, settings: Settings, info: FastPathInfo, bf16_weights: 
     elif bf16_weights and getattr(pipe, "unet", None) is not None:
         _bf16_unet(pipe.unet)
         info.unet_weights = "bfloat16"
-    if settings.compile:
-        info.skipped.append("compile: CUDA only (inductor's CPU compile takes minutes for a few % here)")
+    if not settings.compile:
+        return
+    if info.unet_weights:
+        info.skipped.append("compile: not with the bf16 UNet on CPU (its autocast hooks do not trace); "
+                            "--no-half compiles in fp32")
+        return
+    # CUDA graphs do not exist on CPU; inductor's C++ kernels still remove most of the per-op dispatch.
+    _compile(pipe, settings, info, "max-autotune-no-cudagraphs" if mode == "max-autotune" else "default")
 
 
 def _bf16_unet(unet: torch.nn.Module) -> None:
@@ -228,13 +236,16 @@ def _apply_cuda(pipe: Any, settings: Settings, info: FastPathInfo, mode: str) ->
     if settings.medvram:
         info.skipped.append("compile: --medvram moves the models every call")
         return
+    _compile(pipe, settings, info, mode)
+
+
+def _compile(pipe: Any, settings: Settings, info: FastPathInfo, mode: str) -> None:
+    """torch.compile the UNet and the VAE decoder, kernels cached under the project's cache dir."""
     _enable_inductor_cache(Path(settings.cache_dir))
     dynamo_config = torch._dynamo.config
     name = "recompile_limit" if hasattr(dynamo_config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
     setattr(dynamo_config, name, max(getattr(dynamo_config, name), DYNAMO_RECOMPILE_LIMIT))
-    # dynamic=None: the first call compiles for its shape; a new size or batch recompiles once with
-    # those dims symbolic (automatic dynamic shapes) instead of once per size.
-    pipe.unet.compile(mode=mode, fullgraph=True, dynamic=None)
+    _compile_unet(pipe.unet, mode)
     info.compiled.append("unet")
     decoder = getattr(getattr(pipe, "vae", None), "decoder", None)
     if decoder is not None:
@@ -242,6 +253,35 @@ def _apply_cuda(pipe: Any, settings: Settings, info: FastPathInfo, mode: str) ->
         decoder.compile(mode="max-autotune-no-cudagraphs" if mode == "max-autotune" else "default", dynamic=None)
         info.compiled.append("vae.decoder")
     info.compile_mode = mode
+
+
+def _compile_unet(unet: torch.nn.Module, mode: str) -> None:
+    """Replace the UNet's forward by a compiled one (hooks stay outside the graph); idempotent.
+
+    dynamic=None: the first call compiles for its shape; a new size or batch recompiles once with those
+    dims symbolic (automatic dynamic shapes) instead of once per size.
+    """
+    if getattr(unet, "_sdui_compiled", False):
+        return
+    compiled = torch.compile(unet.forward, mode=mode, fullgraph=True, dynamic=None)
+    if mode not in CUDA_GRAPH_MODES:
+        unet.forward = compiled
+    else:
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            return _copy_outputs(compiled(*args, **kwargs))
+        unet.forward = forward
+    unet._sdui_compiled = True
+
+
+def _copy_outputs(output: Any) -> Any:
+    """Move a CUDA-graph output out of the graph's static buffer, which the next replay overwrites.
+
+    Samplers may keep the raw noise prediction across steps (PLMS at CFG 1 does): without the copy they
+    would read the next step's output, or torch's "overwritten by a subsequent run" error.
+    """
+    if isinstance(output, tuple):
+        return tuple(t.clone() if torch.is_tensor(t) else t for t in output)
+    return type(output)(sample=output.sample.clone())
 
 
 def _fuse_qkv(pipe: Any, info: FastPathInfo) -> bool:

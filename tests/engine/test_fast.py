@@ -42,11 +42,12 @@ def load_tiny(tiny_model_dir: Path, scheduler: str | None = None):
     return pipe
 
 
-def final_latents(pipe, settings: Settings | None, steps: int = 20, size: int = 128) -> torch.Tensor:
+def final_latents(pipe, settings: Settings | None, steps: int = 20, size: int = 128,
+                  cfg: float = 7.0) -> torch.Tensor:
     """Latents after the last step for a fixed seed; `settings` None = plain eager call."""
     gen = torch.Generator("cpu").manual_seed(1234)
     kwargs = dict(prompt="a photo of a cat", negative_prompt="blurry", num_inference_steps=steps,
-                  guidance_scale=7.0, height=size, width=size, generator=gen, output_type="latent")
+                  guidance_scale=cfg, height=size, width=size, generator=gen, output_type="latent")
     with torch.no_grad():
         if settings is None:
             return pipe(**kwargs).images
@@ -128,15 +129,24 @@ def test_bf16_unet_outside_autocast_says_how_to_call_it(tiny_model_dir, referenc
     assert image.size == (64, 64)
 
 
-def test_cuda_branch_fuses_qkv_and_marks_compile(tiny_model_dir, references, tmp_path, monkeypatch):
-    """The CUDA branch's changes are device-agnostic until a compiled module runs: check them on CPU."""
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
-    monkeypatch.setattr(torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", torch._dynamo.config.recompile_limit)
+@pytest.fixture
+def compile_config(monkeypatch):
+    """Put back the global torch settings the compile path changes (monkeypatch would delete config keys)."""
     import torch._inductor.config as inductor_config
 
-    monkeypatch.setattr(inductor_config, "conv_1x1_as_mm", inductor_config.conv_1x1_as_mm)
-    monkeypatch.setattr(inductor_config, "fx_graph_cache", inductor_config.fx_graph_cache)
+    for name in ("TORCHINDUCTOR_CACHE_DIR", "TORCHINDUCTOR_FX_GRAPH_CACHE", "TORCHINDUCTOR_AUTOGRAD_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)
+    saved = [(torch._dynamo.config, "recompile_limit"), (inductor_config, "conv_1x1_as_mm"),
+             (inductor_config, "fx_graph_cache")]
+    values = [getattr(module, name) for module, name in saved]
+    yield
+    for (module, name), value in zip(saved, values):
+        setattr(module, name, value)
+
+
+def test_cuda_branch_fuses_qkv_and_marks_compile(tiny_model_dir, references, tmp_path, compile_config):
+    """The CUDA branch's changes are device-agnostic until a compiled module runs: check them on CPU."""
     pipe = load_tiny(tiny_model_dir)
     info = apply_fast_path(pipe, torch.device("cuda"), torch.float32, Settings(cache_dir=tmp_path))
     assert info.fused_qkv and info.channels_last and not info.compiled and info.autocast_dtype is None
@@ -146,12 +156,73 @@ def test_cuda_branch_fuses_qkv_and_marks_compile(tiny_model_dir, references, tmp
     compiled = load_tiny(tiny_model_dir)
     info = apply_fast_path(compiled, torch.device("cuda"), torch.float16, Settings(cache_dir=tmp_path, compile=True))
     assert info.compiled == ["unet", "vae.decoder"] and info.compile_mode == "reduce-overhead"
-    assert compiled.unet._compiled_call_impl is not None and torch._dynamo.config.recompile_limit >= 32
+    assert compiled.unet._sdui_compiled and "forward" in vars(compiled.unet)
+    assert compiled.vae.decoder._compiled_call_impl is not None and torch._dynamo.config.recompile_limit >= 32
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor") and (tmp_path / "inductor").is_dir()
 
     lowvram = apply_fast_path(load_tiny(tiny_model_dir), torch.device("cuda"), torch.float16,
                               Settings(cache_dir=tmp_path, compile=True, lowvram=True))
     assert not lowvram.fused_qkv and not lowvram.compiled and "--lowvram" in lowvram.describe()
+
+
+def static_output_compile(fn, mode=None, **kwargs):
+    """A stand-in for torch.compile that hands back outputs as CUDA graphs do: one static buffer per shape,
+    overwritten by the next call (the real thing needs a GPU). Modes without CUDA graphs run `fn` as is."""
+    if mode not in fast.CUDA_GRAPH_MODES:
+        return fn
+    buffers: dict[tuple, torch.Tensor] = {}
+
+    def replay(*args, **kw):
+        out = fn(*args, **kw)
+        sample = out[0] if isinstance(out, tuple) else out.sample
+        static = buffers.setdefault(tuple(sample.shape), torch.empty_like(sample))
+        static.copy_(sample)
+        return (static,) if isinstance(out, tuple) else type(out)(sample=static)
+    return replay
+
+
+def test_cuda_graph_outputs_are_copied_before_a_sampler_keeps_them(tiny_model_dir, tmp_path, monkeypatch,
+                                                                   compile_config):
+    """PLMS at CFG 1 keeps the raw noise predictions of past steps; a static graph buffer would alias them."""
+    monkeypatch.setattr(torch, "compile", static_output_compile)
+    reference = final_latents(load_tiny(tiny_model_dir), None, steps=8, size=64, cfg=1.0)
+    assert type(load_tiny(tiny_model_dir).scheduler).__name__ == "PNDMScheduler"
+
+    pipe = load_tiny(tiny_model_dir)
+    info = apply_fast_path(pipe, torch.device("cuda"), torch.float32, Settings(cache_dir=tmp_path, compile=True))
+    assert info.compile_mode == "reduce-overhead"
+    assert rel_err(final_latents(pipe, None, steps=8, size=64, cfg=1.0), reference) <= FP32_TOLERANCE
+
+
+def test_new_sizes_and_batches_recompile_a_bounded_number_of_times(tiny_pipeline, tmp_path, monkeypatch,
+                                                                   compile_config, keep_threads):
+    """Automatic dynamic shapes: five request shapes cost three graphs, not five (no recompile storm)."""
+    import copy
+
+    graphs: list[list] = []
+
+    def counting_backend(graph_module, example_inputs):
+        graphs.append(example_inputs)
+        return graph_module.forward
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, mode=None, **kw: real_compile(fn, backend=counting_backend, **kw))
+    pipe = copy.deepcopy(tiny_pipeline)
+    eager = copy.deepcopy(tiny_pipeline.unet)
+    torch._dynamo.reset()
+    try:
+        apply_fast_path(pipe, CPU, torch.float32, Settings(cache_dir=tmp_path, compile=True, no_half=True))
+        assert pipe.unet._sdui_compiled
+        for batch, side in [(2, 8), (2, 12), (2, 16), (4, 16), (8, 8)]:
+            sample = torch.randn(batch, 4, side, side)
+            text = torch.randn(batch, 77, pipe.unet.config.cross_attention_dim)
+            with torch.no_grad():
+                out = pipe.unet(sample, torch.tensor(500), text).sample
+                expected = eager(sample, torch.tensor(500), text).sample
+            assert out.shape == (batch, 4, side, side) and torch.allclose(out, expected, atol=1e-4)
+    finally:
+        torch._dynamo.reset()
+    assert 2 <= len(graphs) <= 3, f"{len(graphs)} graphs compiled for 5 shapes"
 
 
 def test_bad_compile_mode_is_a_clear_error(tiny_pipeline):
