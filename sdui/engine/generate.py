@@ -6,6 +6,7 @@ threading.Event interrupts between denoising steps.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 
@@ -15,7 +16,7 @@ from PIL import Image
 from sdui.engine import noise
 from sdui.engine.fast import autocast_context
 from sdui.engine.modes import ModeInputs, prepare_inputs
-from sdui.engine.preview import latent_preview
+from sdui.engine.preview import PreviewTaker, ToHost, copy_to_host
 from sdui.engine.prompts import encode_prompt_pair, encode_prompt_pair_sdxl
 from sdui.engine.result import Progress, Result
 from sdui.engine.samplers import build_scheduler
@@ -34,9 +35,10 @@ class GenerationError(Exception):
 class Engine:
     """Runs generations on the pipelines of a ModelManager (anything with get/info/base_scheduler_config)."""
 
-    def __init__(self, manager, preview_every: int = 5) -> None:
+    def __init__(self, manager, preview_every: int = 5, preview_to_host: ToHost = copy_to_host) -> None:
         self.manager = manager
         self.preview_every = max(1, preview_every)
+        self.preview_to_host = preview_to_host  # tests swap in a copy that lands late, as on a busy GPU
 
     def run(self, params: GenerationParams, progress: Callable[[Progress], None] | None = None,
             cancel: threading.Event | None = None) -> Result:
@@ -66,9 +68,11 @@ class Engine:
             pipe.scheduler = build_scheduler(base_config, params.sampler, params.schedule)
             if hasattr(pipe.scheduler, "noise_sampler_seed"):
                 pipe.scheduler.noise_sampler_seed = list(seeds)  # one Brownian tree per image
-            on_step = self._step_callback(params, batch_index, progress, cancel)
+            previews = PreviewTaker(sdxl=is_sdxl(pipe), to_host=self.preview_to_host)
+            on_step = StepReporter(params, batch_index, self.preview_every, progress, cancel, previews)
             with self._call_context():
                 latents = call_pipeline(pipe, params, inputs, conditioning, seeds, subseeds, on_step)
+            on_step.finish()
             # 5. Decode, with one fp32 retry when the VAE overflows.
             images = decode_latents(pipe, latents)
             # 6. Post-process: paste the original back outside the mask.
@@ -87,22 +91,41 @@ class Engine:
         """The fast path's autocast (bf16 on a bf16 CPU) around the denoising; the VAE decodes outside it."""
         return autocast_context(self.manager.device, self.manager.settings)
 
-    def _step_callback(self, params: GenerationParams, batch_index: int,
-                       progress: Callable[[Progress], None] | None, cancel: threading.Event | None):
-        def on_step_end(pipe, step: int, timestep, tensors: dict) -> dict:
-            if progress is not None:
-                per_batch = pipe.num_timesteps
-                done = step + 1
-                preview = None
-                if done % self.preview_every == 0 or done == per_batch:
-                    preview = latent_preview(tensors["latents"][0], sdxl=is_sdxl(pipe))
-                progress(Progress(step=batch_index * per_batch + done, total=per_batch * params.batch_count,
-                                  preview=preview, batch_index=batch_index, batch_count=params.batch_count))
-            if cancel is not None and cancel.is_set():
-                pipe._interrupt = True  # diffusers skips the remaining steps and returns the current latents
-            return tensors
 
-        return on_step_end
+class StepReporter:
+    """The step callback of one batch: Progress with previews that never make the host wait, and interrupt.
+
+    A preview started on the GPU arrives with the first Progress after its copy has landed; on CPU with its own.
+    """
+
+    def __init__(self, params: GenerationParams, batch_index: int, preview_every: int,
+                 progress: Callable[[Progress], None] | None, cancel: threading.Event | None,
+                 previews: PreviewTaker) -> None:
+        self.params, self.batch_index, self.preview_every = params, batch_index, preview_every
+        self.progress, self.cancel, self.previews = progress, cancel, previews
+        self.last: Progress | None = None
+
+    def __call__(self, pipe, step: int, timestep, tensors: dict) -> dict:
+        if self.progress is not None:
+            per_batch = pipe.num_timesteps
+            done = step + 1
+            job_step = self.batch_index * per_batch + done
+            if done % self.preview_every == 0 or done == per_batch:
+                self.previews.start(tensors["latents"][0], job_step)
+            landed = self.previews.poll()
+            self.last = Progress(step=job_step, total=per_batch * self.params.batch_count,
+                                 preview=landed[1] if landed else None, batch_index=self.batch_index,
+                                 batch_count=self.params.batch_count)
+            self.progress(self.last)
+        if self.cancel is not None and self.cancel.is_set():
+            pipe._interrupt = True  # diffusers skips the remaining steps and returns the current latents
+        return tensors
+
+    def finish(self) -> None:
+        """After the pipeline call: the batch's last preview, if still in flight, comes with its last step again."""
+        landed = self.previews.finish()
+        if landed is not None and self.progress is not None and self.last is not None:
+            self.progress(dataclasses.replace(self.last, preview=landed[1]))
 
 
 def check_params(params: GenerationParams) -> None:

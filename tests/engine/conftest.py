@@ -37,6 +37,32 @@ def pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.int16)
 
 
+class LateCompletion:
+    """A device → host copy that has not landed for its first `late` queries, like one behind a busy GPU."""
+
+    def __init__(self, late: int) -> None:
+        self.late, self.queries, self.waited = late, 0, False
+
+    def query(self) -> bool:
+        self.queries += 1
+        return self.waited or self.queries > self.late
+
+    def synchronize(self) -> None:
+        self.waited = True
+
+
+class LateCopy:
+    """A PreviewTaker `to_host` whose copies all land late; keeps their completions for the test to inspect."""
+
+    def __init__(self, late: int) -> None:
+        self.late = late
+        self.completions: list[LateCompletion] = []
+
+    def __call__(self, rgb):
+        self.completions.append(LateCompletion(self.late))
+        return rgb.clone(), self.completions[-1]
+
+
 @pytest.fixture
 def photo() -> Image.Image:
     """A 64x64 RGB test picture with structure (gradients and a square)."""

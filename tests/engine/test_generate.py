@@ -11,7 +11,7 @@ from sdui.engine import samplers
 from sdui.engine.result import Progress
 from sdui.params import Mode
 
-from .conftest import pixels, small
+from .conftest import LateCopy, pixels, small
 
 # Batched convolutions on CPU (oneDNN) round differently from single ones by ~1e-6, so a batch image can
 # differ from its single run by one level in a few pixels; the noise itself is bit-identical (test_noise).
@@ -93,6 +93,27 @@ def test_progress_reports_steps_over_the_whole_job_and_previews(engine):
     assert [p.batch_index for p in seen] == [0] * 4 + [1] * 4
     previews = [p.preview for p in seen if p.preview is not None]
     assert previews and previews[0].size == (8, 8)  # latent size: 64 / 8
+
+
+def test_previews_that_land_late_still_all_arrive_in_order(manager):
+    """As on a busy GPU: each preview's copy lands two polls after it started; the last one only after the call."""
+    from sdui.engine.generate import Engine
+
+    params = small(steps=4, batch_count=2)
+    on_time: list[Progress] = []
+    Engine(manager, preview_every=2).run(params, progress=on_time.append)
+    late: list[Progress] = []
+    copy = LateCopy(late=2)
+    Engine(manager, preview_every=2, preview_to_host=copy).run(params, progress=late.append)
+    assert [p.step for p in on_time if p.preview is not None] == [2, 4, 6, 8]
+    assert len(copy.completions) == 4
+    # Started at 2 and 4, the first lands at step 4; the batch's last is waited for and repeats step 4.
+    assert [(p.step, p.preview is not None) for p in late] == [
+        (1, False), (2, False), (3, False), (4, True), (4, True), (5, False), (6, False), (7, False), (8, True),
+        (8, True)]
+    assert [p.batch_index for p in late] == [0] * 5 + [1] * 5 and all(p.total == 8 for p in late)
+    expected = [p.preview.tobytes() for p in on_time if p.preview is not None]
+    assert [p.preview.tobytes() for p in late if p.preview is not None] == expected
 
 
 def test_interrupt_from_another_thread_stops_within_one_step(engine):
