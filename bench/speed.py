@@ -8,6 +8,9 @@ Needs only torch, diffusers, transformers, safetensors and Pillow (no gradio).
     python bench/speed.py --tiny --out bench/results          # seconds, any CPU
     python bench/speed.py --shape sd15 --device cpu           # one SD1.5 UNet step with CFG at 512²
     python bench/speed.py --shape sd15 sdxl --device cuda --compile --memory --out bench/results
+
+`restart` (with --compile) starts the Engine twice in fresh processes over one inductor cache: cold, then
+warm, each timed from process start to the end of its first image, after which images run at full speed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ import argparse
 import copy
 import dataclasses
 import io
+import json
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,9 +33,10 @@ from typing import Any
 
 import torch
 
-from speed_timing import ROOT, Recorder, figure_stats, rel_err, sync, time_interleaved
+from speed_timing import (ROOT, Recorder, count_host_syncs, figure_stats, preview_loop_syncs, rel_err, sync,
+                          time_interleaved)
 
-FIGURES = ("step", "pipeline", "engine")
+FIGURES = ("step", "pipeline", "engine", "restart")
 PROMPT = "a photo of an astronaut riding a horse on the moon"
 
 
@@ -40,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default=None,
                    help="weights of both variants (default: fp16 on CUDA, fp32 on CPU)")
     p.add_argument("--figures", nargs="+", choices=FIGURES, default=None,
-                   help="default: all on CUDA and for tiny; only the UNet step for real shapes on CPU")
+                   help="default: all on CUDA and for tiny (restart only with --compile); only the UNet step "
+                        "for real shapes on CPU")
     p.add_argument("--size", type=int, default=None, help="image side (default 512, SDXL 1024, tiny 128)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--batch", type=int, nargs="+", default=[1])
@@ -53,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     p.add_argument("--cache-dir", type=Path, default=ROOT / "cache")
     p.add_argument("--out", type=Path, default=None, help="folder for the JSON lines file")
+    p.add_argument("--restart-child", type=json.loads, default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.tiny:
         a.shape, a.size, a.steps = ["tiny"], a.size or 64, min(a.steps, 4)
@@ -175,6 +185,66 @@ def _engine_call(pipe: Any, args, size: int, batch: int, settings, tmp: Path) ->
     return run, ""
 
 
+def bench_restart(args, shape: str, size: int, device, dtype, settings, rec, pipe) -> None:
+    """Time to full speed of a cold and then a warm start with --compile, each in a fresh process."""
+    if not settings.compile:
+        rec.add(figure="restart", shape=shape, size=size, note="skipped: needs --compile")
+        return
+    cache = Path(settings.cache_dir) / "restart-bench"
+    shutil.rmtree(cache, ignore_errors=True)  # the cold start must find no kernels
+    runs = {}
+    with tempfile.TemporaryDirectory(prefix="sdui-restart-") as tmp:
+        pipe.save_pretrained(Path(tmp) / "speed-model", safe_serialization=True)
+        # A bf16 CPU UNet is not compiled (fast.py): the CPU restart figure compiles the fp32 path.
+        child_settings = {"ckpt_dir": tmp, "cache_dir": str(cache), "compile": True, "device": str(device),
+                          "no_half": settings.no_half or device.type == "cpu", "bf16": settings.bf16,
+                          "no_save": True}
+        for variant in ("cold", "warm"):
+            spec = {"settings": child_settings, "size": size, "steps": args.steps, "threads": args.threads,
+                    "images": max(3, args.repeats), "spawned": time.time()}
+            done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--restart-child", json.dumps(spec)],
+                                  capture_output=True, text=True, timeout=3600)
+            if done.returncode != 0:
+                raise RuntimeError(f"restart child ({variant}) failed:\n{done.stderr[-3000:]}")
+            runs[variant] = json.loads(done.stdout.strip().splitlines()[-1])
+    for variant, run in runs.items():
+        rec.add(figure="restart", shape=shape, variant=variant, size=size, steps=args.steps, dtype=str(dtype)[6:],
+                **run, ratio=runs["cold"]["seconds_to_full_speed"] / run["seconds_to_full_speed"])
+
+
+def restart_child(spec: dict) -> int:
+    """One app-like start: imports, Engine over the saved model with --compile, first image, then more images."""
+    from sdui.engine.generate import Engine
+    from sdui.models.catalog import Catalog
+    from sdui.models.manager import ModelManager
+    from sdui.params import GenerationParams
+    from sdui.settings import Settings
+
+    if spec["threads"]:
+        torch.set_num_threads(spec["threads"])
+    values = spec["settings"]
+    settings = Settings(**{**values, "ckpt_dir": Path(values["ckpt_dir"]), "cache_dir": Path(values["cache_dir"])})
+    engine = Engine(ModelManager(Catalog(settings.ckpt_dir, settings.cache_dir), settings))
+    params = GenerationParams(prompt=PROMPT, checkpoint="speed-model", sampler="Euler", steps=spec["steps"],
+                              width=spec["size"], height=spec["size"], seed=1)
+    start = time.perf_counter()
+    _png_bytes(engine.run(params).images)
+    first_image_s = time.perf_counter() - start
+    seconds_to_full_speed = time.time() - spec["spawned"]
+    steady = []
+    for _ in range(spec["images"]):
+        start = time.perf_counter()
+        _png_bytes(engine.run(params).images)
+        steady.append(time.perf_counter() - start)
+    from torch._dynamo.utils import counters
+
+    print(json.dumps({"seconds_to_full_speed": seconds_to_full_speed, "first_image_s": first_image_s,
+                      "steady_s": statistics.median(steady), "times_s": [round(t, 4) for t in steady],
+                      "fxgraph_cache_hit": counters["inductor"]["fxgraph_cache_hit"],
+                      "fxgraph_cache_miss": counters["inductor"]["fxgraph_cache_miss"]}), flush=True)
+    return 0
+
+
 def bench_pipeline(args, shape: str, size: int, batch: int, device, dtype, settings, rec, flops, pipe,
                    figures: list[str]) -> None:
     """Whole images (text encoding, denoising, VAE decode, PNG encode): stock pipeline vs fast path vs Engine."""
@@ -192,12 +262,17 @@ def bench_pipeline(args, shape: str, size: int, batch: int, device, dtype, setti
             if engine_fn is not None:
                 fns["engine"] = engine_fn
         times = time_interleaved(fns, device, args.warmup, args.repeats)
+        # Host waits per image; the engine's per-step previews must add none (PNG encoding needs one at the end).
+        syncs = {name: count_host_syncs(fn) for name, fn in fns.items()} if device.type == "cuda" else {}
     total_flops = args.steps * flops[0] + flops[1]
     for name in fns:
+        extra = {"host_syncs": syncs[name]} if syncs else {}
+        if syncs and name == "engine":
+            extra["preview_loop_syncs"] = preview_loop_syncs(device)
         rec.add(figure="engine" if name == "engine" else "pipeline", shape=shape, variant=name, size=size,
                 batch=batch, steps=args.steps, dtype=str(dtype)[6:],
                 **figure_stats(times, name, batch, args.steps, total_flops),
-                fast_path=describe if name == "fast" else "")
+                fast_path=describe if name == "fast" else "", **extra)
     if note:
         rec.add(figure="engine", shape=shape, variant="engine", size=size, batch=batch, note=f"skipped: {note}")
 
@@ -246,6 +321,8 @@ def bench_memory(args, shape: str, device, dtype, rec) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run every requested figure; return 0."""
     args = parse_args(argv)
+    if args.restart_child is not None:
+        return restart_child(args.restart_child)
     import speed_models as sm
 
     if args.threads:
@@ -261,16 +338,20 @@ def main(argv: list[str] | None = None) -> int:
     for shape in args.shape:
         size = args.size or (sm.SHAPES[shape].size if shape in sm.SHAPES else 64)
         figures = args.figures or (list(FIGURES) if device.type == "cuda" or shape == "tiny" else ["step"])
+        if not args.compile and args.figures is None:
+            figures = [f for f in figures if f != "restart"]
         pipe = None
-        if {"pipeline", "engine"} & set(figures):
+        if {"pipeline", "engine", "restart"} & set(figures):
             pipe = sm.build_pipeline(shape, device, dtype)
             pipe.set_progress_bar_config(disable=True)
         for batch in args.batch:
             flops = count_flops(shape, size, batch)
             if "step" in figures:
                 bench_step(args, shape, size, batch, device, dtype, settings, rec, flops)
-            if pipe is not None:
+            if {"pipeline", "engine"} & set(figures):
                 bench_pipeline(args, shape, size, batch, device, dtype, settings, rec, flops, pipe, figures)
+        if "restart" in figures:
+            bench_restart(args, shape, size, device, dtype, settings, rec, pipe)
         del pipe
         if args.memory:
             bench_memory(args, shape, device, dtype, rec)

@@ -58,7 +58,8 @@ class Recorder:
     def add(self, **figure: Any) -> None:
         line = {**figure, **self.env}
         keys = ("figure", "shape", "variant", "size", "batch", "median_s", "s_per_image", "it_per_s", "ratio",
-                "tflops", "cpu_ratio", "peak_gib", "rel_err_vs_baseline", "note")
+                "tflops", "cpu_ratio", "peak_gib", "rel_err_vs_baseline", "seconds_to_full_speed", "first_image_s",
+                "steady_s", "fxgraph_cache_hit", "host_syncs", "preview_loop_syncs", "note")
         print("  ".join(f"{k}={_fmt(line[k])}" for k in keys if k in line), flush=True)
         if self.path is not None:
             with self.path.open("a", encoding="utf-8") as f:
@@ -90,6 +91,40 @@ def _cpu_name() -> str:
         if line.startswith("model name"):
             return line.partition(":")[2].strip()
     return platform.processor() or "cpu"
+
+
+def count_host_syncs(fn: Callable[[], Any]) -> int:
+    """How many times one call of `fn` makes the host wait for the GPU (torch's CUDA sync debug mode)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+def preview_loop_syncs(device: torch.device, steps: int = 20) -> int:
+    """Host syncs of a denoising loop's worth of preview start/poll calls (the engine's per-step work); 0 = none."""
+    from sdui.engine.preview import PreviewTaker
+
+    latent = torch.randn(4, 64, 64, device=device)
+    taker = PreviewTaker()
+    taker.start(latent, 0)  # first call: the coefficient table moves to the device once
+    taker.finish()
+
+    def loop() -> None:
+        for step in range(steps):
+            latent.mul_(1.01)
+            if step % 5 == 4:
+                taker.start(latent, step)
+            taker.poll()
+    syncs = count_host_syncs(loop)
+    taker.finish()
+    return syncs
 
 
 def figure_stats(times: tuple[dict, dict], name: str, images: int, iters: int, flops: float) -> dict[str, Any]:

@@ -302,8 +302,11 @@ def _enable_inductor_cache(cache_dir: Path) -> None:
     """Keep inductor's compiled kernels and FX graphs under the project's cache so a restart reuses them."""
     target = cache_dir / "inductor"
     target.mkdir(parents=True, exist_ok=True)
-    # setdefault: a TORCHINDUCTOR_CACHE_DIR the user exported wins.
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(target))
+    # Importing diffusers already sets the variable to torch's default (/tmp/torchinductor_<user>), so only
+    # a value other than that default is the user's choice and wins; inductor reads it at each compile.
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if current is None or os.path.abspath(current) == os.path.abspath(_torch_default_cache_dir()):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(target)
     os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
     os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
     import torch._inductor.config as inductor_config
@@ -311,3 +314,9 @@ def _enable_inductor_cache(cache_dir: Path) -> None:
     inductor_config.fx_graph_cache = True
     # SD's many 1x1 convolutions run faster as matmuls (diffusers' torch.compile guide).
     inductor_config.conv_1x1_as_mm = True
+
+
+def _torch_default_cache_dir() -> str:
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    return default_cache_dir()

@@ -265,3 +265,34 @@ def test_speed_bench_tiny_writes_json_lines(tmp_path):
     assert by_key[("step", "baseline")]["ratio"] == 1.0
     assert by_key[("step", "fast")]["finite"] and by_key[("step", "fast")]["rel_err_vs_baseline"] < 5e-2
     assert ("engine", "engine") in by_key and by_key[("engine", "engine")]["ratio"] > 0
+
+
+def test_inductor_cache_goes_under_the_cache_dir_unless_the_user_chose_one(tmp_path, compile_config, monkeypatch):
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # what importing diffusers leaves behind
+    fast._enable_inductor_cache(tmp_path)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    fast._enable_inductor_cache(tmp_path)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")
+
+
+def test_a_restart_with_compile_reuses_the_kernels_of_the_first_start(tmp_path):
+    """bench/speed.py's restart figure: two fresh processes run the Engine with --compile over one cache dir.
+
+    Real inductor on CPU (the tiny model's fp32 UNet): the first start compiles, the second loads every graph.
+    """
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("TORCHINDUCTOR_CACHE_DIR", None)
+    done = subprocess.run([sys.executable, "bench/speed.py", "--tiny", "--compile", "--figures", "restart",
+                           "--threads", "1", "--repeats", "3", "--cache-dir", str(tmp_path), "--out", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=540)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [json.loads(line) for line in next(tmp_path.glob("speed-*.jsonl")).read_text(encoding="utf-8").splitlines()]
+    runs = {d["variant"]: d for d in lines if d["figure"] == "restart"}
+    cold, warm = runs["cold"], runs["warm"]
+    assert cold["fxgraph_cache_hit"] == 0 and cold["fxgraph_cache_miss"] >= 2, cold  # UNet and VAE decoder
+    assert warm["fxgraph_cache_hit"] == cold["fxgraph_cache_miss"] and warm["fxgraph_cache_miss"] == 0, warm
+    assert warm["steady_s"] > 0 and len(warm["times_s"]) == 3 and warm["ratio"] > 0
+    assert any((tmp_path / "restart-bench" / "inductor").rglob("*")), "no kernels under the project's cache dir"
