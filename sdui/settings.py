@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     hw.add_argument("--lowvram", action="store_true", help="offload layer by layer (slowest, least memory)")
     hw.add_argument("--models-in-memory", type=int, default=1, help="checkpoints kept loaded (LRU)")
     hw.add_argument("--models-max-gb", type=float, default=None, help="bytes bound of the model cache")
-    hw.add_argument("--compile", action="store_true", help="torch.compile the UNet and VAE decoder")
+    hw.add_argument("--compile", action="store_true",
+                    help="torch.compile the UNet and VAE decoder (kernels cached under the cache dir)")
     hw.add_argument("--no-fast-path", action="store_true", help="plain diffusers: no bf16/channels_last tuning")
     p.add_argument("--download-default", action="store_true",
                    help="download the default real checkpoint when models/ has none (needs network)")
