@@ -64,20 +64,20 @@ def measure(path: Path, dtype: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def make_tiny() -> list[Path]:
+def make_tiny(work: Path) -> list[Path]:
     from sdui.models.layout import save_single_file
     from sdui.models.tiny import build_tiny_pipeline, ensure_demo_model
 
-    folder = ensure_demo_model(WORK)
+    folder = ensure_demo_model(work)
     pipe = build_tiny_pipeline()
-    files = [WORK / "tiny.safetensors", WORK / "tiny.ckpt"]
+    files = [work / "tiny.safetensors", work / "tiny.ckpt"]
     for f in files:
         if not f.exists():
             save_single_file(pipe, f)
     return [folder, *files]
 
 
-def make_sd15_shaped() -> Path:
+def make_sd15_shaped(work: Path) -> Path:
     """A random-weight fp16 original-layout file with SD1.5's exact keys and shapes (~2.1 GB), cached in /tmp."""
     import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -86,7 +86,7 @@ def make_sd15_shaped() -> Path:
     from sdui.models.layout import pipeline_to_ldm
     from sdui.models.probe import CONFIGS_DIR
 
-    target = WORK / "sd15-shaped.safetensors"
+    target = work / "sd15-shaped.safetensors"
     if target.exists():
         return target
     cfg = CONFIGS_DIR / "sd1"
@@ -105,7 +105,7 @@ def make_sd15_shaped() -> Path:
             tensors[key] = torch.arange(meta.numel()).reshape(meta.shape).to(meta.dtype)
     from safetensors.torch import save_file
 
-    WORK.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(target.with_suffix(".partial")))
     target.with_suffix(".partial").rename(target)
     return target
@@ -130,16 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sd15-shaped", action="store_true", help="also benchmark a 2.1 GB SD1.5-shaped file")
     p.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16"])
+    p.add_argument("--work", type=Path, default=WORK, help="where the model files are written (kept between runs)")
     a = p.parse_args(argv)
     if a.child:
         child(a.child, a.dtype)
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    for path in make_tiny():
+    for path in make_tiny(a.work):
         report(f"tiny {path.name}", path, "fp32")
     ok = True
     if a.sd15_shaped:
-        path = make_sd15_shaped()
+        path = make_sd15_shaped(a.work)
         for dtype in ("fp16", "fp32"):
             r = report("sd15-shaped .safetensors (fp16 file)", path, dtype)
             ok = ok and r["ratio"] <= 1.5
