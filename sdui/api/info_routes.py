@@ -92,8 +92,10 @@ def add_info_routes(router: APIRouter, ctx: ApiContext) -> None:
 
     @router.get("/sd-models", response_model=list[SDModelItem])
     def sd_models() -> list[SDModelItem]:
-        return [SDModelItem(title=c.title, model_name=c.name, hash=c.short_hash, sha256=c.sha256,
-                            filename=c.filename, config=None) for c in ctx.catalog.list()]
+        # As AUTOMATIC1111: hashes only where already computed (null otherwise); listing reads no model file.
+        items = [(c, c.known_sha256) for c in ctx.catalog.list()]
+        return [SDModelItem(title=c.title, model_name=c.name, hash=sha[:10] if sha else None, sha256=sha,
+                            filename=c.filename, config=None) for c, sha in items]
 
     @router.post("/refresh-checkpoints")
     def refresh_checkpoints() -> None:

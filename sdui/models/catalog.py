@@ -1,8 +1,9 @@
 """The catalog of checkpoints in the models dir: scanning, A1111-style titles and cached sha256 hashes.
 
 It only looks at names, sizes and (for .pt/.bin) a static scan of the pickle: a broken file is still
-listed, and loading it gives the clear error. Hashes are computed on first use and cached by
-path + size + mtime in `<cache_dir>/hashes.json`.
+listed, and loading it gives the clear error. Listing reads no file: a hash is computed when first
+needed (the first image's infotext) and cached by path + size + mtime in `<cache_dir>/hashes.json`; titles
+show it from the next scan on, as AUTOMATIC1111's do.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from sdui.models.errors import ModelNotFound
 from sdui.models.files import pickle_mentions
@@ -31,20 +31,30 @@ class CheckpointInfo:
     path: Path
     format: str
     rel: str
-    _hasher: Callable[[Path], str] = field(repr=False, compare=False)
+    _hashes: HashCache = field(repr=False, compare=False)
+    # sha256[:10] when the hash was already known at scan time: titles stay the same until the next scan, so a
+    # title a page holds in its dropdown keeps matching.
+    listed_hash: str | None = None
 
     @property
     def sha256(self) -> str:
-        return self._hasher(self.path)
+        """Computed on first use (reads the whole file), then cached."""
+        return self._hashes.sha256(self.path)
 
     @property
     def short_hash(self) -> str:
         return self.sha256[:10]
 
     @property
+    def known_sha256(self) -> str | None:
+        """The hash if it was ever computed for this file as it is now; never reads the file."""
+        return self._hashes.known(self.path)
+
+    @property
     def title(self) -> str:
-        """`name.safetensors [0123456789]` for files, `name [0123456789]` for folders (as AUTOMATIC1111)."""
-        return f"{self.rel} [{self.short_hash}]"
+        """`name.safetensors [0123456789]` for files, `name [0123456789]` for folders, without the hash until known
+        (as AUTOMATIC1111)."""
+        return f"{self.rel} [{self.listed_hash}]" if self.listed_hash else self.rel
 
 
 class HashCache:
@@ -66,6 +76,21 @@ class HashCache:
                 self._entries = {}
         return self._entries
 
+    def known(self, path: Path) -> str | None:
+        """The cached hash of `path` if its size and mtime still match, else None; never hashes."""
+        try:
+            stamp = _stamp(path)
+        except OSError:
+            return None
+        return self._cached(path, stamp)
+
+    def _cached(self, path: Path, stamp: tuple[int, int]) -> str | None:
+        with self._lock:
+            entry = self._load().get(str(path))
+            if entry and entry.get("size") == stamp[0] and entry.get("mtime") == stamp[1]:
+                return entry["sha256"]
+        return None
+
     def sha256(self, path: Path) -> str:
         """The hex sha256 of a file (or of a folder's files, in sorted order), cached."""
         try:
@@ -73,10 +98,9 @@ class HashCache:
         except OSError as e:
             raise ModelNotFound(f"{path}: cannot read the checkpoint ({e.strerror or e}); refresh the list", path) from e
         key = str(path)
-        with self._lock:
-            entry = self._load().get(key)
-            if entry and entry.get("size") == stamp[0] and entry.get("mtime") == stamp[1]:
-                return entry["sha256"]
+        cached = self._cached(path, stamp)
+        if cached:
+            return cached
         try:
             digest = _hash_path(path)
         except OSError as e:
@@ -142,8 +166,8 @@ class Catalog:
             if found:
                 return found[0]
         if len(bare) in (8, 10, 64) and all(c in "0123456789abcdef" for c in bare.lower()):
-            for i in items:
-                if i.sha256.startswith(bare.lower()):
+            for i in items:  # only hashes already computed: matching must not read every file
+                if (i.known_sha256 or "").startswith(bare.lower()):
                     return i
         return None
 
@@ -172,8 +196,9 @@ class Catalog:
     def _info(self, path: Path, fmt: str) -> CheckpointInfo:
         rel = path.relative_to(self.ckpt_dir).as_posix()
         stem = rel if fmt == "diffusers" else os.path.splitext(rel)[0]
+        known = self.hashes.known(path)
         return CheckpointInfo(name=stem.replace("/", "_"), filename=str(path), path=path, format=fmt, rel=rel,
-                              _hasher=self.hashes.sha256)
+                              _hashes=self.hashes, listed_hash=known[:10] if known else None)
 
 
 def _stamp(path: Path) -> tuple[int, int]:

@@ -104,6 +104,6 @@ def checkpoint_title(ctx: UIContext, name: str | None, short_hash: str | None = 
             pass
     if short_hash:
         for info in ctx.catalog.list():
-            if info.short_hash == short_hash:
+            if (info.known_sha256 or "")[:10] == short_hash:  # hashes never computed stay unknown: no file read
                 return info.title
     return None

@@ -21,30 +21,40 @@ def test_titles_names_and_formats(tmp_path, models_dir, tiny_single_files):
     sub.mkdir()
     shutil.copyfile(tiny_single_files["ckpt"], sub / "c.ckpt")
     shutil.copytree(tiny_single_files["diffusers"], models_dir / "folder-model")
-    items = Catalog(models_dir, tmp_path / "cache").list()
-    by_name = {i.name: i for i in items}
+    cat = Catalog(models_dir, tmp_path / "cache")
+    for item in cat.list():
+        item.short_hash  # hashed once (as the first image's infotext would)
+    by_name = {i.name: i for i in cat.refresh()}
     assert sorted(by_name) == ["a", "b", "folder-model", "sub_c"]
     a = by_name["a"]
     assert a.title == f"a.safetensors [{_sha(models_dir / 'a.safetensors')[:10]}]"
     assert a.format == "safetensors" and a.filename == str(models_dir / "a.safetensors")
     assert by_name["sub_c"].title.startswith("sub/c.ckpt [") and by_name["sub_c"].format == "ckpt"
     folder = by_name["folder-model"]
-    assert folder.format == "diffusers" and folder.title.startswith("folder-model [") and len(folder.short_hash) == 10
+    assert folder.format == "diffusers" and folder.title == f"folder-model [{folder.short_hash}]"
 
 
-def test_hash_is_computed_once_and_cached_on_disk(tmp_path, models_dir):
+def test_listing_reads_no_file_and_titles_show_the_hash_from_the_scan_after_it_is_known(tmp_path, models_dir):
+    """As A1111: a big models dir lists at once; a hash is computed when first needed, then cached on disk."""
     cache = tmp_path / "cache"
     cat = Catalog(models_dir, cache)
-    first = [i.title for i in cat.list()]
-    assert cat.hashes.computed == 2
-    assert [i.title for i in cat.refresh()] == first
-    assert cat.hashes.computed == 2
+    assert [i.title for i in cat.list()] == ["a.safetensors", "b.safetensors"] and cat.hashes.computed == 0
+    assert all(i.known_sha256 is None for i in cat.list())
+    with pytest.raises(ModelNotFound):  # matching by hash uses known hashes only: it must not read every file
+        cat.find(_sha(models_dir / "a.safetensors")[:10])
+    a = cat.find("a.safetensors")
+    assert a.short_hash == _sha(models_dir / "a.safetensors")[:10] and cat.hashes.computed == 1
+    assert a.title == "a.safetensors"  # stable until the next scan: a page's dropdown value keeps matching
+    assert a.known_sha256 == _sha(models_dir / "a.safetensors") and cat.find(a.short_hash).path == a.path
+    assert [i.title for i in cat.refresh()] == [f"a.safetensors [{a.short_hash}]", "b.safetensors"]
+    assert cat.hashes.computed == 1
     stored = json.loads((cache / "hashes.json").read_text())
     assert stored[str(models_dir / "a.safetensors")]["sha256"] == _sha(models_dir / "a.safetensors")
     again = Catalog(models_dir, cache)  # a new process reads the cache file instead of the model
-    assert [i.title for i in again.list()] == first and again.hashes.computed == 0
+    assert again.list()[0].title == f"a.safetensors [{a.short_hash}]" and again.hashes.computed == 0
     path = models_dir / "a.safetensors"
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert again.find("a.safetensors").known_sha256 is None  # a changed file: the old hash no longer counts
     again.find("a.safetensors").short_hash
     assert again.hashes.computed == 1  # a changed mtime means re-hash
 
@@ -61,7 +71,9 @@ def test_refresh_picks_up_new_and_removed_files(tmp_path, models_dir):
 def test_find_by_title_name_filename_and_hash(tmp_path, models_dir):
     cat = Catalog(models_dir, tmp_path / "cache")
     a = cat.find("a")
-    for key in (a.title, "a.safetensors", "a", a.short_hash, str(models_dir / "a.safetensors")):
+    a.short_hash  # known from now on
+    for key in (a.title, f"a.safetensors [{a.short_hash}]", "a.safetensors", "a", a.short_hash,
+                str(models_dir / "a.safetensors")):
         assert cat.find(key).path == a.path, key
 
 
