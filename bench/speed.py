@@ -195,10 +195,8 @@ def bench_restart(args, shape: str, size: int, device, dtype, settings, rec, pip
     runs = {}
     with tempfile.TemporaryDirectory(prefix="sdui-restart-") as tmp:
         pipe.save_pretrained(Path(tmp) / "speed-model", safe_serialization=True)
-        # A bf16 CPU UNet is not compiled (fast.py): the CPU restart figure compiles the fp32 path.
         child_settings = {"ckpt_dir": tmp, "cache_dir": str(cache), "compile": True, "device": str(device),
-                          "no_half": settings.no_half or device.type == "cpu", "bf16": settings.bf16,
-                          "no_save": True}
+                          "no_half": settings.no_half, "bf16": settings.bf16, "no_save": True}
         for variant in ("cold", "warm"):
             spec = {"settings": child_settings, "size": size, "steps": args.steps, "threads": args.threads,
                     "images": max(3, args.repeats), "spawned": time.time()}

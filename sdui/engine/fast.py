@@ -3,7 +3,7 @@
 CPU: bf16 autocast where the CPU has native bf16 (avx512_bf16 / AMX, aarch64 bf16) with the UNet
 stored in bf16, channels_last, at most one thread per physical core. CUDA: channels_last, fused QKV
 projections. `--compile`: torch.compile of the UNet and the VAE decoder with a persistent inductor cache
-(CUDA graphs on CUDA; on CPU only where the UNet stays fp32).
+(CUDA graphs on CUDA; inductor's C++ kernels on CPU).
 `--no-fast-path` leaves the pipeline alone; `--no-half` keeps every computation in fp32. Imports only
 torch (no gradio): bench/speed.py uses it.
 """
@@ -179,10 +179,6 @@ def _apply_cpu(pipe: Any, settings: Settings, info: FastPathInfo, bf16_weights: 
         info.unet_weights = "bfloat16"
     if not settings.compile:
         return
-    if info.unet_weights:
-        info.skipped.append("compile: not with the bf16 UNet on CPU (its autocast hooks do not trace); "
-                            "--no-half compiles in fp32")
-        return
     # CUDA graphs do not exist on CPU; inductor's C++ kernels still remove most of the per-op dispatch.
     _compile(pipe, settings, info, "max-autotune-no-cudagraphs" if mode == "max-autotune" else "default")
 
@@ -200,26 +196,24 @@ def _bf16_unet(unet: torch.nn.Module) -> None:
     unet.bfloat16()  # nn.Module.bfloat16: diffusers' .to(dtype) logs a spurious fp32 warning
     unet.conv_in.float()
     unet.conv_out.float()
+    # A subclass rather than hooks: its `with autocast` traces under torch.compile, and the state dict is unchanged.
+    unet.conv_out.__class__ = Fp32Conv2d
     unet.register_forward_pre_hook(_require_autocast)
-    unet.conv_out.register_forward_pre_hook(_enter_fp32)
-    unet.conv_out.register_forward_hook(_leave_fp32)
     unet._sdui_bf16 = True
+
+
+class Fp32Conv2d(torch.nn.Conv2d):
+    """A Conv2d that computes in fp32 even inside a bf16 autocast region."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", enabled=False):
+            return super().forward(input.float())
 
 
 def _require_autocast(module: torch.nn.Module, args: tuple) -> None:
     if not torch.is_autocast_enabled("cpu"):
         raise RuntimeError("this UNet holds bf16 weights (sdui fast path): call the pipeline inside "
                            "sdui.engine.fast.autocast_context(device, settings)")
-
-
-def _enter_fp32(module: torch.nn.Module, args: tuple) -> tuple:
-    module._sdui_autocast_off = torch.autocast("cpu", enabled=False)
-    module._sdui_autocast_off.__enter__()
-    return tuple(a.float() if torch.is_tensor(a) else a for a in args)
-
-
-def _leave_fp32(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
-    module._sdui_autocast_off.__exit__(None, None, None)
 
 
 def _apply_cuda(pipe: Any, settings: Settings, info: FastPathInfo, mode: str) -> None:

@@ -225,6 +225,29 @@ def test_new_sizes_and_batches_recompile_a_bounded_number_of_times(tiny_pipeline
     assert 2 <= len(graphs) <= 3, f"{len(graphs)} graphs compiled for 5 shapes"
 
 
+def test_the_bf16_unet_compiles_as_one_graph_on_cpu(tiny_model_dir, references, tmp_path, monkeypatch,
+                                                   compile_config, keep_threads):
+    """fullgraph=True: any graph break raises. The fp32 conv_out inside bf16 autocast must trace (dynamo's
+    eager backend here: inductor's C++ compile of this graph takes ~80 s; bench/README.md has its timings)."""
+    fake = tmp_path / "cpuinfo"
+    fake.write_text(X86_CPUINFO.format(extra="avx512_bf16"), encoding="utf-8")
+    monkeypatch.setattr(fast, "CPUINFO", fake)
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, mode=None, **kw: real_compile(fn, backend="eager", **kw))
+    pipe = load_tiny(tiny_model_dir)
+    settings = Settings(cache_dir=tmp_path, compile=True)
+    torch._dynamo.reset()
+    try:
+        info = apply_fast_path(pipe, CPU, torch.float32, settings)
+        assert info.unet_weights == "bfloat16" and info.compiled == ["unet", "vae.decoder"], info.describe()
+        assert info.compile_mode == "default"  # no CUDA graphs on CPU
+        latents = final_latents(pipe, settings)
+    finally:
+        torch._dynamo.reset()
+    assert latents.dtype == torch.float32
+    assert rel_err(latents, references["model's own"]) <= BF16_TOLERANCE
+
+
 def test_bad_compile_mode_is_a_clear_error(tiny_pipeline):
     with pytest.raises(ValueError, match="compile_mode must be one of .*got 'fastest'"):
         apply_fast_path(tiny_pipeline, CPU, torch.float32, Settings(), compile_mode="fastest")
