@@ -14,7 +14,7 @@ import re
 from datetime import datetime
 from typing import Any, Protocol
 
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 import sdui
 from sdui.api.errors import ApiError
@@ -22,6 +22,7 @@ from sdui.api.models import Img2ImgRequest, ImageResponse, ProcessingRequest, Tx
 from sdui.engine import samplers
 from sdui.engine.result import Result
 from sdui.models.errors import ModelNotFound
+from sdui.outputs.save import png_bytes
 from sdui.params import GenerationParams, MaskedContent, Mode, ResizeMode
 
 # GenerationParams names -> the A1111 field a client sent, for error messages.
@@ -64,12 +65,7 @@ def decode_image(data: Any, field: str, max_bytes: int) -> Image.Image:
 
 def encode_png(image: Image.Image, infotext: str | None) -> str:
     """Base64 PNG with the infotext in its `parameters` text chunk, as A1111 sends it."""
-    meta = PngImagePlugin.PngInfo()
-    if infotext:
-        meta.add_text("parameters", infotext)
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", pnginfo=meta)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return base64.b64encode(png_bytes(image, infotext)).decode("ascii")
 
 
 def check_supported(req: ProcessingRequest) -> None:
@@ -204,13 +200,7 @@ def img2img_params(req: Img2ImgRequest, catalog: CatalogLike, *, checkpoint: str
     return validate(params)
 
 
-def model_name(title: str) -> str:
-    """A1111's model name from a catalog title: "name.safetensors [hash]" -> "name"."""
-    name = re.sub(r"\s*\[[0-9a-fA-F]*\]$", "", title or "")
-    return re.sub(r"\.(safetensors|ckpt|pt|bin|pth)$", "", name, flags=re.IGNORECASE)
-
-
-def info_json(req: ProcessingRequest, result: Result, job_timestamp: datetime) -> str:
+def info_json(result: Result, job_timestamp: datetime) -> str:
     """The `info` JSON string A1111 returns (Processed.js()), from what actually ran."""
     p = result.params
     n = len(result.images)
@@ -223,7 +213,7 @@ def info_json(req: ProcessingRequest, result: Result, job_timestamp: datetime) -
         "subseed_strength": p.subseed_strength, "width": p.width, "height": p.height,
         "sampler_name": p.sampler, "scheduler": p.schedule, "cfg_scale": p.cfg_scale, "steps": p.steps,
         "batch_size": p.batch_size, "restore_faces": False, "face_restoration_model": None,
-        "sd_model_name": model_name(result.model_title), "sd_model_hash": result.model_hash or None,
+        "sd_model_name": result.model_name, "sd_model_hash": result.model_hash or None,
         "sd_vae_name": None, "sd_vae_hash": None,
         "seed_resize_from_w": -1, "seed_resize_from_h": -1,
         "denoising_strength": p.denoising_strength if p.mode is not Mode.TXT2IMG else None,
@@ -246,4 +236,4 @@ def build_response(req: ProcessingRequest, result: Result, job_timestamp: dateti
         parameters["init_images"] = None
         parameters["mask"] = None
     parameters.pop("include_init_images", None)
-    return ImageResponse(images=images, parameters=parameters, info=info_json(req, result, job_timestamp))
+    return ImageResponse(images=images, parameters=parameters, info=info_json(result, job_timestamp))

@@ -55,7 +55,7 @@ class Engine:
         base_config = self.manager.base_scheduler_config(params.checkpoint)
         # 3. Prompts are encoded once for the whole job.
         conditioning = encode_conditioning(pipe, params)
-        result = Result(params=params, model_title=info.title, model_hash=info.short_hash)
+        result = Result(params=params, model_title=info.title, model_name=info.name, model_hash=info.short_hash)
         # 4. One pipeline call per batch.
         for batch_index in range(params.batch_count):
             if cancel is not None and cancel.is_set():

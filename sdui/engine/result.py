@@ -31,4 +31,5 @@ class Result:
     infotexts: list[str] = field(default_factory=list)
     interrupted: bool = False
     model_title: str = ""
+    model_name: str = ""  # A1111's model name (the infotext's `Model:`), e.g. `sub_model` for sub/model.safetensors
     model_hash: str = ""

@@ -142,16 +142,22 @@ def next_number(folder: Path) -> int:
     return highest + 1
 
 
+def png_bytes(image: Image.Image, infotext: str | None) -> bytes:
+    """A PNG with the infotext in its `parameters` text chunk, as A1111 writes it."""
+    pnginfo = PngInfo()
+    if infotext:
+        pnginfo.add_text("parameters", infotext)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", pnginfo=pnginfo)
+    return buffer.getvalue()
+
+
 def _encode(image: Image.Image, info: str, fmt: str) -> tuple[bytes, bool]:
     """The file's bytes, and whether the infotext must go to a .txt beside it (too long for JPEG EXIF)."""
     buffer = io.BytesIO()
     sidecar = False
     if fmt == "png":
-        pnginfo = PngInfo()
-        if info:
-            pnginfo.add_text("parameters", info)
-        image.save(buffer, "PNG", pnginfo=pnginfo)
-        return buffer.getvalue(), sidecar
+        return png_bytes(image, info), sidecar
     # A1111 writes the infotext as an EXIF UserComment with piexif, UNICODE encoding.
     comment = piexif.helper.UserComment.dump(info or "", encoding="unicode")
     exif = piexif.dump({"Exif": {piexif.ExifIFD.UserComment: comment}})

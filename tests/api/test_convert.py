@@ -156,7 +156,7 @@ def test_response_shape():
     images = [Image.new("RGB", (64, 64), (i, i, i)) for i in range(2)]
     result = Result(params=params, images=images, seeds=[10, 11], subseeds=[99, 100],
                     infotexts=["cat\nSeed: 10", "cat\nSeed: 11"], model_title="tiny [0123456789]",
-                    model_hash="0123456789")
+                    model_name="tiny", model_hash="0123456789")
     resp = convert.build_response(req, result, datetime(2026, 1, 2, 3, 4, 5))
     info = json.loads(resp.info)
     assert info["all_seeds"] == [10, 11] and info["seed"] == 10 and info["all_subseeds"] == [99, 100]
@@ -170,6 +170,18 @@ def test_response_shape():
     assert convert.build_response(req, result, datetime.now()).images == []
 
 
-def test_model_name():
-    assert convert.model_name("v1-5-pruned.safetensors [6ce0161689]") == "v1-5-pruned"
-    assert convert.model_name("sdui-tiny-demo [0123abcdef]") == "sdui-tiny-demo"
+def test_model_name_is_the_catalogs_as_in_the_infotext(tmp_path):
+    """sd_model_name is the catalog's name (the infotext's `Model:`), not one rebuilt from the title."""
+    from sdui.models.catalog import Catalog
+
+    (tmp_path / "sub").mkdir()
+    for rel in ("v1-5-pruned.safetensors", "sub/foo.safetensors"):
+        (tmp_path / rel).write_bytes(b"x")
+    catalog = Catalog(tmp_path, tmp_path / "cache")
+    assert [(i.title, i.name) for i in catalog.list()] == [("sub/foo.safetensors", "sub_foo"),
+                                                           ("v1-5-pruned.safetensors", "v1-5-pruned")]
+    req = Txt2ImgRequest(prompt="cat", width=64, height=64)
+    params = convert.txt2img_params(req, NoCatalog()).replace(seed=1, subseed=1)
+    for item in catalog.list():
+        result = Result(params=params, model_title=item.title, model_name=item.name)
+        assert json.loads(convert.info_json(result, datetime.now()))["sd_model_name"] == item.name

@@ -186,9 +186,9 @@ def test_cuda_graph_outputs_are_copied_before_a_sampler_keeps_them(tiny_model_di
     """PLMS at CFG 1 keeps the raw noise predictions of past steps; a static graph buffer would alias them."""
     monkeypatch.setattr(torch, "compile", static_output_compile)
     reference = final_latents(load_tiny(tiny_model_dir), None, steps=8, size=64, cfg=1.0)
-    assert type(load_tiny(tiny_model_dir).scheduler).__name__ == "PNDMScheduler"
 
     pipe = load_tiny(tiny_model_dir)
+    assert type(pipe.scheduler).__name__ == "PNDMScheduler"
     info = apply_fast_path(pipe, torch.device("cuda"), torch.float32, Settings(cache_dir=tmp_path, compile=True))
     assert info.compile_mode == "reduce-overhead"
     assert rel_err(final_latents(pipe, None, steps=8, size=64, cfg=1.0), reference) <= FP32_TOLERANCE
