@@ -15,7 +15,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from sdui.models.tiny import ensure_demo_model
     from sdui.params import GenerationParams
     from sdui.settings import Settings
+    from speed_timing import time_interleaved
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -71,14 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     first_engine, first_direct = run_engine(), run_direct()  # warm-up
     same = np.array_equal(np.asarray(first_engine), np.asarray(first_direct))
-    times: dict[str, list[float]] = {"engine": [], "direct": []}
-    cpu: dict[str, list[float]] = {"engine": [], "direct": []}
-    for _ in range(args.runs):
-        for name, fn in (("engine", run_engine), ("direct", run_direct)):
-            start, start_cpu = time.perf_counter(), time.process_time()
-            fn()
-            times[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
+    times, cpu = time_interleaved({"engine": run_engine, "direct": run_direct}, torch.device("cpu"), 0, args.runs)
     engine_s, direct_s = statistics.median(times["engine"]), statistics.median(times["direct"])
     ratio = engine_s / direct_s
     # CPU time is less disturbed than wall time when other processes share the cores.

@@ -159,12 +159,9 @@ def _pipeline_call(pipe: Any, args, size: int, batch: int, device, settings) -> 
     return run
 
 
-def _engine_call(pipe: Any, args, size: int, batch: int, settings, tmp: Path) -> tuple[Callable[[], None], str]:
-    """sdui's Engine over a models dir holding `pipe` as a diffusers folder (None until the engine exists)."""
-    import importlib.util
-
-    if importlib.util.find_spec("sdui.engine.generate") is None:
-        return None, "sdui.engine.generate not in this tree yet"
+def _engine_call(pipe: Any, args, size: int, batch: int, settings,
+                 tmp: Path) -> tuple[Callable[[], None] | None, str]:
+    """sdui's Engine over a models dir holding `pipe` as a diffusers folder (None, why: it cannot be imported)."""
     try:
         from sdui.engine.generate import Engine
         from sdui.models.catalog import Catalog

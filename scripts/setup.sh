@@ -26,7 +26,7 @@ sdui_setup() {
     echo "sdui: installing pinned dependencies into .venv (the first run takes a few minutes)"
     # torch first and alone: asked for by version only, pip takes the CPU build where one is
     # provided locally; letting another package pull it could bring a multi-GB CUDA build.
-    _sdui_pip "torch==2.13.0"
+    _sdui_pip "$(grep -m1 '^torch==' requirements.txt)"  # the one pin, from requirements.txt
     _sdui_pip -r requirements.txt
     # Only the CLIP BPE vocabulary file of open-clip-torch is used; its dependencies
     # (torchvision) would replace or break torch, so none are installed.
