@@ -18,7 +18,6 @@ from pathlib import Path
 from sdui.models.errors import ModelNotFound
 from sdui.models.files import pickle_mentions
 
-SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 MAYBE_CHECKPOINT_SUFFIXES = (".pt", ".bin")
 
 
@@ -95,19 +94,15 @@ class HashCache:
         """The hex sha256 of a file (or of a folder's files, in sorted order), cached."""
         try:
             stamp = _stamp(path)
-        except OSError as e:
-            raise ModelNotFound(f"{path}: cannot read the checkpoint ({e.strerror or e}); refresh the list", path) from e
-        key = str(path)
-        cached = self._cached(path, stamp)
-        if cached:
-            return cached
-        try:
+            cached = self._cached(path, stamp)
+            if cached:
+                return cached
             digest = _hash_path(path)
         except OSError as e:
             raise ModelNotFound(f"{path}: cannot read the checkpoint ({e.strerror or e}); refresh the list", path) from e
         with self._lock:
             self.computed += 1
-            self._load()[key] = {"size": stamp[0], "mtime": stamp[1], "sha256": digest}
+            self._load()[str(path)] = {"size": stamp[0], "mtime": stamp[1], "sha256": digest}
             self._save()
         return digest
 

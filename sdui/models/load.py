@@ -16,10 +16,10 @@ from sdui.models.device import DevicePlan
 from sdui.models.errors import BrokenModel, ModelError, UnrecognizedModel
 from sdui.models.files import (PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, allowed_globals, check_pickle_safety,
                                load_pickle_state_dict, stored_dtype)
-from sdui.models.probe import Probe, probe_file
+from sdui.models.probe import probe_file
 from sdui.models.tokenizer import load_tokenizer
 
-_LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, EnvironmentError)
+_LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError)
 
 
 def load_pipeline(path: Path, plan: DevicePlan):
@@ -53,7 +53,7 @@ def load_folder(path: Path, dtype: torch.dtype):
         raise BrokenModel(f"{path}: cannot load this diffusers folder ({_short(e)})", path) from e
 
 
-def load_single_file(path: Path, dtype: torch.dtype, probe: Probe | None = None):
+def load_single_file(path: Path, dtype: torch.dtype):
     """An original-layout .safetensors/.ckpt via `from_single_file` and the bundled config of its family."""
     import diffusers
 
@@ -61,7 +61,7 @@ def load_single_file(path: Path, dtype: torch.dtype, probe: Probe | None = None)
     if suffix not in SAFETENSORS_SUFFIXES | PICKLE_SUFFIXES:
         raise UnrecognizedModel(f"{path}: unknown file type {suffix!r}", path)
     unsafe = check_pickle_safety(path) if suffix in PICKLE_SUFFIXES else []
-    probe = probe or probe_file(path)
+    probe = probe_file(path)
     # Loading a half-precision file straight into fp32 keeps the whole fp16 state dict (mmapped, and resident
     # once read) beside the fp32 model: peak ~1.5x. Reading it into plain memory as stored and upcasting module
     # by module frees each fp16 tensor as its fp32 copy appears, so the peak stays near the final size.
