@@ -141,6 +141,9 @@ class GenerationParams:
         samplers.resolve(self.sampler, self.schedule)
         if self.mode is Mode.TXT2IMG:
             return
+        if self.subseed_strength > 0:
+            raise ValueError(f"subseed_strength (variation seed) works in txt2img only; got {self.subseed_strength} "
+                             f"for {self.mode.value}: set it to 0")
         if self.init_image is None:
             raise ValueError(f"init_image is required for {self.mode.value}: upload an image first")
         if not 0.0 <= self.denoising_strength <= 1.0:

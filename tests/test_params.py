@@ -52,6 +52,8 @@ def test_image_modes_check_their_own_fields():
         GenerationParams(mode="outpaint", init_image=image).validate()
     with pytest.raises(ValueError, match="outpainted size must be at most 2048x2048; got 2560x512"):
         GenerationParams(mode="outpaint", init_image=image, outpaint_right=2048).validate()
+    with pytest.raises(ValueError, match=r"subseed_strength \(variation seed\) works in txt2img only; got 0.5"):
+        GenerationParams(mode="img2img", init_image=image, subseed_strength=0.5).validate()
     GenerationParams(mode="outpaint", init_image=image, outpaint_left=64).validate()
 
 

@@ -44,7 +44,7 @@ class Engine:
             cancel: threading.Event | None = None) -> Result:
         """Generate batch_count × batch_size images; an interrupted run returns what it has."""
         # 1. Check inputs before any heavy work.
-        check_params(params)
+        params.validate()
         seed, subseed = noise.resolve_seed(params.seed), noise.resolve_seed(params.subseed)
         params = params.replace(seed=seed, subseed=subseed)
         inputs = prepare_inputs(params, seed)
@@ -126,14 +126,6 @@ class StepReporter:
         landed = self.previews.finish()
         if landed is not None and self.progress is not None and self.last is not None:
             self.progress(dataclasses.replace(self.last, preview=landed[1]))
-
-
-def check_params(params: GenerationParams) -> None:
-    """GenerationParams.validate() plus what the engine itself cannot do."""
-    params.validate()
-    if params.mode is not Mode.TXT2IMG and params.subseed_strength > 0:
-        raise ValueError(f"subseed_strength (variation seed) works in txt2img only; got {params.subseed_strength} "
-                         f"for {params.mode.value}: set it to 0")
 
 
 def is_sdxl(pipe) -> bool:

@@ -76,7 +76,7 @@ CASES = [
     ("img2img", img2img(resize_mode=5), 400, "resize_mode"),
     ("img2img", img2img(denoising_strength=2), 400, "denoising_strength"),
     ("img2img", img2img(inpainting_mask_invert=3), 400, "inpainting_mask_invert"),
-    ("img2img", img2img(subseed_strength=0.5), 400, "subseed_strength"),  # refused by the engine, in the job
+    ("img2img", img2img(subseed_strength=0.5), 400, "subseed_strength"),  # txt2img only: refused by validate()
     ("png-info", {"image": "%%%"}, 400, "image"),
     ("png-info", {}, 422, "image"),
     ("png-info", {"image": TEXT_B64}, 400, "image"),
