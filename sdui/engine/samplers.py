@@ -98,7 +98,4 @@ def build_scheduler(base_config: dict, sampler: str, schedule: str = "Automatic"
     cls = getattr(diffusers, spec.scheduler)
     overrides = dict(spec.options)
     overrides.update(SCHEDULES[schedule])
-    if spec.scheduler == "DPMSolverSDEScheduler":
-        overrides.pop("use_exponential_sigmas", None)
-        overrides.pop("use_beta_sigmas", None)
     return cls.from_config(dict(base_config), **overrides)

@@ -62,6 +62,14 @@ def test_schedule_type_sets_its_option(base_config, schedule):
     assert plain.get(key) != value, f"Automatic must not imply {schedule}"
 
 
+@pytest.mark.parametrize("schedule", ["Exponential", "Beta"])
+def test_dpmpp_sde_keeps_exponential_and_beta(base_config, schedule):
+    # DPMSolverSDEScheduler supports both (diffusers 0.42); dropping them would run Automatic under another name.
+    key, value = SCHEDULE_FLAGS[schedule]
+    assert samplers.build_scheduler(base_config, "DPM++ SDE", schedule).config[key] == value
+    assert samplers.build_scheduler(base_config, "DPM++ SDE", "Automatic").config.get(key) != value
+
+
 def test_each_run_gets_its_own_scheduler(base_config):
     assert samplers.build_scheduler(base_config, "Euler") is not samplers.build_scheduler(base_config, "Euler")
 
