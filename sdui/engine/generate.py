@@ -84,7 +84,8 @@ class Engine:
                 result.interrupted = True
                 break
         # 7. One A1111 infotext per image.
-        result.infotexts = [infotext(params, s, sub, info) for s, sub in zip(result.seeds, result.subseeds)]
+        result.infotexts = [infotext(params, s, sub, result.model_name, result.model_hash)
+                            for s, sub in zip(result.seeds, result.subseeds)]
         return result
 
     def _call_context(self):
@@ -189,6 +190,6 @@ def decode_latents(pipe, latents: torch.Tensor) -> list[Image.Image]:
     return pipe.image_processor.postprocess(decoded.float(), output_type="pil")
 
 
-def infotext(params: GenerationParams, seed: int, subseed: int, info) -> str:
+def infotext(params: GenerationParams, seed: int, subseed: int, model_name: str, model_hash: str) -> str:
     """The A1111 infotext of one image of this job."""
-    return format_infotext(params, seed=seed, subseed=subseed, model_name=info.name, model_hash=info.short_hash)
+    return format_infotext(params, seed=seed, subseed=subseed, model_name=model_name, model_hash=model_hash)
