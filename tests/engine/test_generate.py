@@ -9,6 +9,7 @@ import pytest
 
 from sdui.engine import samplers
 from sdui.engine.result import Progress
+from sdui.models.manager import Task
 from sdui.params import Mode
 
 from .conftest import LateCopy, pixels, small
@@ -28,6 +29,17 @@ def assert_same_image(a, b, tolerance: int = 0) -> None:
 def assert_different(a, b) -> None:
     changed = (np.abs(pixels(a) - pixels(b)) > 10).mean()
     assert changed > 0.02, f"only {changed:.1%} of pixels differ"  # an inpainted 16x16 square is 6%
+
+
+def test_each_batch_gets_a_fresh_scheduler(engine, manager):
+    pipe = manager.get(None, Task.TXT2IMG)
+    seen = []  # (batch_index, scheduler) at every step; the objects are kept alive so `is` is meaningful
+
+    engine.run(small(sampler="Euler", batch_count=2), progress=lambda p: seen.append((p.batch_index, pipe.scheduler)))
+    first = [s for b, s in seen if b == 0]
+    second = [s for b, s in seen if b == 1]
+    assert first and second and all(s is first[0] for s in first) and all(s is second[0] for s in second)
+    assert first[0] is not second[0]
 
 
 @pytest.mark.parametrize("sampler", samplers.sampler_names())
