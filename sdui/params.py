@@ -108,10 +108,6 @@ class GenerationParams:
         return dataclasses.replace(self, **changes)
 
     @property
-    def total_images(self) -> int:
-        return self.batch_size * self.batch_count
-
-    @property
     def outpaint_extents(self) -> tuple[int, int, int, int]:
         return (self.outpaint_left, self.outpaint_right, self.outpaint_up, self.outpaint_down)
 

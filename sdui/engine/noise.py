@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-SEED_MAX = 2**32 - 1
+from sdui.params import SEED_MAX
 
 
 def resolve_seed(seed: int, rng: random.Random | None = None) -> int:

@@ -31,7 +31,6 @@ _TOKEN_RE = re.compile(
     re.VERBOSE,
 )
 _BREAK_RE = re.compile(r"\s*\bBREAK\b\s*", re.S)
-BREAK = object()
 
 
 def parse_emphasis(text: str) -> list[tuple[str, float]]:

@@ -15,25 +15,22 @@ class SamplerSpec:
     scheduler: str  # diffusers class name
     options: dict[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
-    # Samplers that draw fresh noise at every step; they need per-image generators.
-    stochastic: bool = False
 
 
 SAMPLERS: tuple[SamplerSpec, ...] = (
     SamplerSpec("DPM++ 2M", "DPMSolverMultistepScheduler", aliases=("k_dpmpp_2m",)),
-    SamplerSpec("DPM++ SDE", "DPMSolverSDEScheduler", aliases=("k_dpmpp_sde",), stochastic=True),
+    SamplerSpec("DPM++ SDE", "DPMSolverSDEScheduler", aliases=("k_dpmpp_sde",)),
     SamplerSpec("DPM++ 2M SDE", "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"},
-                aliases=("k_dpmpp_2m_sde",), stochastic=True),
+                aliases=("k_dpmpp_2m_sde",)),
     # diffusers has no 2S ancestral; the single-step 2nd-order solver is its closest relative.
     SamplerSpec("DPM++ 2S a", "DPMSolverSinglestepScheduler", {"solver_order": 2},
                 aliases=("k_dpmpp_2s_a",)),
-    SamplerSpec("Euler a", "EulerAncestralDiscreteScheduler", aliases=("k_euler_a", "k_euler_ancestral"),
-                stochastic=True),
+    SamplerSpec("Euler a", "EulerAncestralDiscreteScheduler", aliases=("k_euler_a", "k_euler_ancestral")),
     SamplerSpec("Euler", "EulerDiscreteScheduler", aliases=("k_euler",)),
     SamplerSpec("LMS", "LMSDiscreteScheduler", aliases=("k_lms",)),
     SamplerSpec("Heun", "HeunDiscreteScheduler", aliases=("k_heun",)),
     SamplerSpec("DPM2", "KDPM2DiscreteScheduler", aliases=("k_dpm_2",)),
-    SamplerSpec("DPM2 a", "KDPM2AncestralDiscreteScheduler", aliases=("k_dpm_2_a",), stochastic=True),
+    SamplerSpec("DPM2 a", "KDPM2AncestralDiscreteScheduler", aliases=("k_dpm_2_a",)),
     SamplerSpec("DDIM", "DDIMScheduler", aliases=("ddim",)),
     SamplerSpec("PLMS", "PNDMScheduler", {"skip_prk_steps": True}, aliases=("plms",)),
     SamplerSpec("UniPC", "UniPCMultistepScheduler", aliases=("unipc",)),
