@@ -56,7 +56,8 @@ def _bind_send_to(source: panel_ui.Panel, tabs: gr.Tabs, panels: dict[str, panel
                 raise gr.Error("Nothing to send yet: generate an image first")
             return path, prompt, negative, gr.Tabs(selected=target)
 
+        # Queued so its gr.Error shows a toast (Gradio 6 shows none for queue=False); no concurrency_id: runs at once.
         button.click(send, [source.results.data, source.results.selected, source.fields["prompt"],
                             source.fields["negative_prompt"]],
                      [image_widget, dest.fields["prompt"], dest.fields["negative_prompt"], tabs],
-                     queue=False, api_visibility="private")
+                     api_visibility="private", show_progress="hidden")

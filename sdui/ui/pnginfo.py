@@ -59,10 +59,11 @@ def read(image: str | None) -> tuple[str, list[list[str]]]:
 def bind(ctx: UIContext, ui: PngInfo, tabs: gr.Tabs, panels: dict[str, panel_ui.Panel],
          checkpoint: gr.Dropdown) -> None:
     """Wire reading (api_name "png_info"), the Send-to buttons and Regenerate."""
-    ui.image.change(read, ui.image, [ui.text, ui.table], api_name="png_info", queue=False)
+    # Queued so gr.Error shows a toast (Gradio 6 shows none for queue=False); no concurrency_id: they run at once.
+    ui.image.change(read, ui.image, [ui.text, ui.table], api_name="png_info")
     for target, button in ui.send.items():
         _bind_send(ctx, ui, button, tabs, panels[target], checkpoint)
-    _bind_send(ctx, ui, ui.regenerate, tabs, panels["txt2img"], checkpoint).then(
+    _bind_send(ctx, ui, ui.regenerate, tabs, panels["txt2img"], checkpoint).success(
         None, js="() => { document.querySelector('#txt2img_generate').click(); }")
 
 
@@ -87,7 +88,8 @@ def _bind_send(ctx: UIContext, ui: PngInfo, button: gr.Button, tabs: gr.Tabs, pa
             updates[image_widget] = image
         return updates
 
-    return button.click(send, [ui.text, ui.image], outputs, queue=False, api_visibility="private")
+    return button.click(send, [ui.text, ui.image], outputs, api_visibility="private",
+                        show_progress="hidden")
 
 
 def image_input(panel: panel_ui.Panel) -> gr.components.Component | None:
