@@ -19,7 +19,6 @@ from sdui.ui.panel import Panel
 from sdui.ui.results import Results, empty_data, progress_html
 
 POLL_SECONDS = 0.2
-PREVIEW_EVERY_STEPS = 3
 
 
 def follow(ctx: UIContext, params: GenerationParams, owner: str, results: Results) -> Iterator[dict]:
@@ -30,13 +29,14 @@ def follow(ctx: UIContext, params: GenerationParams, owner: str, results: Result
         raise gr.Error(f"Cannot generate: {e}") from e
     yield {results.job: job.id, results.progress: progress_html(0, 0, "Queued…"),
            results.preview: gr.update(value=None, visible=True)}
-    last_preview = -PREVIEW_EVERY_STEPS
+    shown = None
     try:
         while (p := job.progress()).state not in FINISHED:
             update: dict[Any, Any] = {results.progress: progress_html(p.step, p.total, _status_text(ctx, job, p))}
-            if p.preview is not None and p.step - last_preview >= PREVIEW_EVERY_STEPS:
+            # The job keeps the same preview object until the engine makes a new one: send each one once.
+            if p.preview is not None and p.preview is not shown:
                 update[results.preview] = p.preview
-                last_preview = p.step
+                shown = p.preview
             yield update
             time.sleep(POLL_SECONDS)
     except GeneratorExit:  # the page went away: nobody will see this job, free the device
