@@ -11,6 +11,7 @@ torch (no gradio): bench/speed.py uses it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,8 +67,14 @@ class FastPathInfo:
 
 
 def _read_cpuinfo() -> str:
+    return _read_text(CPUINFO)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_text(path: Path) -> str:
+    # Keyed by path: autocast_context asks on every batch, and tests point CPUINFO at their own files.
     try:
-        return CPUINFO.read_text(encoding="utf-8", errors="replace")
+        return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
 
@@ -167,8 +174,9 @@ def _channels_last(pipe: Any, info: FastPathInfo) -> None:
 def _apply_cpu(pipe: Any, settings: Settings, info: FastPathInfo, bf16_weights: bool, mode: str) -> None:
     # Only ever lower the count: hyper-threads fight over one core's units, while a caller that chose
     # fewer threads (tests, a shared machine) knows better.
-    if torch.get_num_threads() > physical_cores():
-        torch.set_num_threads(physical_cores())
+    cores = physical_cores()
+    if torch.get_num_threads() > cores:
+        torch.set_num_threads(cores)
     info.threads = torch.get_num_threads()
     _channels_last(pipe, info)
     info.autocast_dtype = autocast_dtype(torch.device("cpu"), settings)
@@ -180,7 +188,7 @@ def _apply_cpu(pipe: Any, settings: Settings, info: FastPathInfo, bf16_weights: 
     if not settings.compile:
         return
     # CUDA graphs do not exist on CPU; inductor's C++ kernels still remove most of the per-op dispatch.
-    _compile(pipe, settings, info, "max-autotune-no-cudagraphs" if mode == "max-autotune" else "default")
+    _compile(pipe, settings, info, _without_cuda_graphs(mode))
 
 
 def _bf16_unet(unet: torch.nn.Module) -> None:
@@ -244,9 +252,13 @@ def _compile(pipe: Any, settings: Settings, info: FastPathInfo, mode: str) -> No
     decoder = getattr(getattr(pipe, "vae", None), "decoder", None)
     if decoder is not None:
         # The decoder runs once per image: CUDA graphs or autotuning would cost more than they save.
-        decoder.compile(mode="max-autotune-no-cudagraphs" if mode == "max-autotune" else "default", dynamic=None)
+        decoder.compile(mode=_without_cuda_graphs(mode), dynamic=None)
         info.compiled.append("vae.decoder")
     info.compile_mode = mode
+
+
+def _without_cuda_graphs(mode: str) -> str:
+    return "max-autotune-no-cudagraphs" if mode == "max-autotune" else "default"
 
 
 def _compile_unet(unet: torch.nn.Module, mode: str) -> None:

@@ -178,14 +178,16 @@ def decode_latents(pipe, latents: torch.Tensor) -> list[Image.Image]:
     vae = pipe.vae
     with torch.inference_mode():
         decoded = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
-        if torch.isnan(decoded).any() and vae.dtype != torch.float32:
+        has_nan = bool(torch.isnan(decoded).any())  # one device sync; checked again only after a retry
+        if has_nan and vae.dtype != torch.float32:
             original_dtype = vae.dtype
             vae.to(torch.float32)
             try:
                 decoded = vae.decode(latents.float() / vae.config.scaling_factor, return_dict=False)[0]
             finally:
                 vae.to(original_dtype)
-        if torch.isnan(decoded).any():
+            has_nan = bool(torch.isnan(decoded).any())
+        if has_nan:
             raise GenerationError("the VAE produced NaN images even in fp32; try another checkpoint or VAE")
     return pipe.image_processor.postprocess(decoded.float(), output_type="pil")
 
