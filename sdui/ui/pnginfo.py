@@ -99,13 +99,10 @@ def image_input(panel: panel_ui.Panel) -> gr.components.Component | None:
 
 def checkpoint_title(ctx: UIContext, name: str | None, short_hash: str | None = None) -> str | None:
     """The catalog title for a model named (or hashed) in an infotext, or None when it is not here."""
-    if name:
-        try:
-            return ctx.catalog.find(name).title
-        except (ModelNotFound, ValueError):
-            pass
-    if short_hash:
-        for info in ctx.catalog.list():
-            if (info.known_sha256 or "")[:10] == short_hash:  # hashes never computed stay unknown: no file read
-                return info.title
+    for wanted in (name, short_hash):  # find matches known hashes only: no model file is read
+        if wanted:
+            try:
+                return ctx.catalog.find(wanted).title
+            except (ModelNotFound, ValueError):
+                pass
     return None
