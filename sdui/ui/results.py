@@ -38,7 +38,7 @@ def build(tab: str, outputs_dir: Path) -> Results:
     gallery = gr.Gallery(label="Output", format="png", columns=2, height=480, interactive=False,
                          elem_id=f"{tab}_gallery", object_fit="contain")
     infotext = gr.Textbox(label="Generation parameters", lines=4, interactive=False, elem_id=f"{tab}_infotext")
-    data = gr.JSON(value={"paths": [], "infotexts": [], "seeds": []}, visible=False, label="Result data")
+    data = gr.JSON(value=empty_data(), visible=False, label="Result data")
     with gr.Row():
         send = {target: gr.Button(f"Send to {target}", size="sm", elem_id=f"{tab}_send_to_{target}")
                 for target in SEND_TARGETS}
@@ -61,20 +61,21 @@ def _on_select(data: dict | None, evt: gr.SelectData) -> tuple[str, int]:
 
 def selected_seed(data: dict | None, selected: int | None) -> int:
     """The seed of the selected (else first) image of the last job, or -1 when there is none."""
-    seeds = (data or {}).get("seeds") or []
-    if not seeds:
-        return -1
-    index = selected if isinstance(selected, int) and 0 <= selected < len(seeds) else 0
-    return int(seeds[index])
+    seed = _selected(data, "seeds", selected)
+    return -1 if seed is None else int(seed)
 
 
 def selected_path(data: dict | None, selected: int | None) -> str | None:
     """The saved file of the selected (else first) image of the last job."""
-    paths = (data or {}).get("paths") or []
-    if not paths:
+    return _selected(data, "paths", selected)
+
+
+def _selected(data: dict | None, key: str, selected: int | None) -> Any:
+    """data[key][selected], or its first item when `selected` is out of range; None when it is empty."""
+    items = (data or {}).get(key) or []
+    if not items:
         return None
-    index = selected if isinstance(selected, int) and 0 <= selected < len(paths) else 0
-    return paths[index]
+    return items[selected if isinstance(selected, int) and 0 <= selected < len(items) else 0]
 
 
 def progress_html(step: int, total: int, text: str) -> str:

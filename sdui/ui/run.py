@@ -16,7 +16,7 @@ from sdui.ui.context import DEVICE_CONCURRENCY_ID, UIContext
 from sdui.ui import panel as panel_ui
 from sdui.ui import results as results_ui
 from sdui.ui.panel import Panel
-from sdui.ui.results import Results, empty_data, progress_html
+from sdui.ui.results import Results, progress_html
 
 POLL_SECONDS = 0.2
 
@@ -98,8 +98,7 @@ def _finished(job: Job, results: Results) -> dict:
     return {results.progress: progress_html(1, 1, text) if not result.interrupted else progress_html(0, 0, text),
             results.preview: gr.update(value=None, visible=False), results.gallery: items,
             results.infotext: result.infotexts[0] if result.infotexts else "",
-            results.data: {**empty_data(), "paths": paths, "infotexts": list(result.infotexts),
-                           "seeds": list(result.seeds)},
+            results.data: {"paths": paths, "infotexts": list(result.infotexts), "seeds": list(result.seeds)},
             results.selected: 0, results.job: None}
 
 
