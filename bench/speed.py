@@ -94,7 +94,7 @@ def bench_step(args, shape: str, size: int, batch: int, device, dtype, settings,
     """One UNet step with CFG: the stock module vs the fast-path copy (and, with --ablate, autocast only)."""
     import speed_models as sm
 
-    from sdui.engine.fast import apply_fast_path, autocast_context
+    from sdui.models.fast import apply_fast_path, autocast_context
 
     if shape == "tiny":
         from sdui.models.tiny import build_tiny_pipeline
@@ -145,7 +145,7 @@ def _png_bytes(images: list) -> int:
 
 
 def _pipeline_call(pipe: Any, args, size: int, batch: int, device, settings) -> Callable[[], None]:
-    from sdui.engine.fast import autocast_context
+    from sdui.models.fast import autocast_context
 
     def run() -> None:
         kwargs = {"prompt": [PROMPT] * batch, "num_inference_steps": args.steps, "height": size, "width": size,
@@ -243,7 +243,7 @@ def restart_child(spec: dict) -> int:
 def bench_pipeline(args, shape: str, size: int, batch: int, device, dtype, settings, rec, flops, pipe,
                    figures: list[str]) -> None:
     """Whole images (text encoding, denoising, VAE decode, PNG encode): stock pipeline vs fast path vs Engine."""
-    from sdui.engine.fast import apply_fast_path
+    from sdui.models.fast import apply_fast_path
 
     fns: dict[str, Callable[[], None]] = {"baseline": _pipeline_call(pipe, args, size, batch, device, None)}
     describe, note = "", ""

@@ -85,7 +85,7 @@ def _environment(device: torch.device) -> dict[str, Any]:
 
 
 def _cpu_name() -> str:
-    from sdui.engine.fast import CPUINFO
+    from sdui.models.fast import CPUINFO
 
     for line in CPUINFO.read_text(encoding="utf-8", errors="replace").splitlines() if CPUINFO.exists() else []:
         if line.startswith("model name"):

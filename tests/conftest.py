@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -30,3 +31,18 @@ def tiny_pipeline(tiny_model_dir):
     from sdui.models.tiny import DEMO_NAME
 
     return StableDiffusionPipeline.from_pretrained(tiny_model_dir / DEMO_NAME, local_files_only=True)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """Run with `count` torch threads, then restore the previous count.
+
+    Tiny convolutions on a shared 2-core machine: more threads only contend (0.2 s vs 7 s per run)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

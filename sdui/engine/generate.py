@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from sdui.engine import noise
-from sdui.engine.fast import autocast_context
+from sdui.models.fast import autocast_context
 from sdui.engine.modes import ModeInputs, prepare_inputs
 from sdui.engine.preview import PreviewTaker, ToHost, copy_to_host
 from sdui.engine.prompts import encode_prompt_pair, encode_prompt_pair_sdxl

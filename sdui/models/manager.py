@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from sdui.engine.fast import apply_fast_path
+from sdui.models.fast import apply_fast_path
 from sdui.models.catalog import Catalog, CheckpointInfo
 from sdui.models.device import choose_device
 from sdui.models.errors import ModelNotFound

@@ -11,6 +11,7 @@ from sdui.models.catalog import Catalog
 from sdui.models.manager import ModelManager
 from sdui.params import GenerationParams
 from sdui.settings import Settings
+from tests.conftest import torch_threads
 
 
 @pytest.fixture(scope="session")
@@ -82,15 +83,9 @@ def center_mask() -> Image.Image:
 
 @pytest.fixture(scope="package", autouse=True)
 def one_torch_thread():
-    """Tiny convolutions on a shared 2-core machine: threads only contend (0.2 s vs 7 s per run).
-
-    Package scope: the previous thread count is back before tests outside tests/engine run."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    """One torch thread for the engine tests; package scope: the count is back before other tests run."""
+    with torch_threads(1):
+        yield
 
 
 def build_tiny_sdxl():

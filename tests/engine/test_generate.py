@@ -211,7 +211,7 @@ def test_engine_runs_a_fast_path_pipeline_under_its_autocast(tiny_model_dir, tmp
     """With the fast path applied (bf16 UNet on a bf16 CPU), calls outside autocast_context would fail."""
     import torch
 
-    from sdui.engine.fast import apply_fast_path, cpu_supports_bf16
+    from sdui.models.fast import apply_fast_path, cpu_supports_bf16
     from sdui.engine.generate import Engine
     from sdui.models.catalog import Catalog
     from sdui.models.manager import ModelManager, Task

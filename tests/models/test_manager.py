@@ -163,7 +163,7 @@ def test_bad_names_raise_model_not_found(two_models):
 def test_loading_applies_the_fast_path_and_no_fast_path_keeps_fp32(two_models):
     import torch
 
-    from sdui.engine.fast import cpu_supports_bf16
+    from sdui.models.fast import cpu_supports_bf16
 
     statuses: list[str] = []
     tuned = _manager(two_models, fast_path=True)

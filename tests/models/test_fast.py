@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdui.engine import fast
-from sdui.engine.fast import apply_fast_path, autocast_context, cpu_supports_bf16, physical_cores
+from sdui.models import fast
+from sdui.models.fast import apply_fast_path, autocast_context, cpu_supports_bf16, physical_cores
 from sdui.models.tiny import DEMO_NAME
 from sdui.settings import Settings
+from tests.conftest import torch_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
@@ -23,6 +24,12 @@ CPU = torch.device("cpu")
 BF16_TOLERANCE = 1e-2
 FP32_TOLERANCE = 1e-4
 X86_CPUINFO = "processor\t: 0\nphysical id\t: 0\ncore id\t: 0\nflags\t\t: fpu sse avx2 avx512f {extra}\n\n"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture

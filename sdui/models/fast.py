@@ -221,7 +221,7 @@ class Fp32Conv2d(torch.nn.Conv2d):
 def _require_autocast(module: torch.nn.Module, args: tuple) -> None:
     if not torch.is_autocast_enabled("cpu"):
         raise RuntimeError("this UNet holds bf16 weights (sdui fast path): call the pipeline inside "
-                           "sdui.engine.fast.autocast_context(device, settings)")
+                           "sdui.models.fast.autocast_context(device, settings)")
 
 
 def _apply_cuda(pipe: Any, settings: Settings, info: FastPathInfo, mode: str) -> None:
