@@ -17,7 +17,7 @@ def build_services(settings: Settings) -> UIContext:
     from sdui.models.manager import ModelManager
     from sdui.outputs.save import OutputWriter
 
-    catalog = Catalog(settings.ckpt_dir, settings.cache_dir)
+    catalog = Catalog(settings.ckpt_dir, settings.cache_dir, exclude=settings.network_dirs)
     manager = ModelManager(catalog, settings)
     manager.on_status = lambda message: print(f"sdui: {message}", flush=True)
     # With an empty models dir this downloads the default model (--download-default) or builds the demo one,

@@ -14,6 +14,7 @@ from typing import Any
 from PIL import Image
 
 from sdui.engine import samplers
+from sdui.networks.tags import strip_tags
 
 
 class Mode(str, Enum):
@@ -75,6 +76,10 @@ class GenerationParams:
     batch_size: int = 1
     batch_count: int = 1
     clip_skip: int = 1
+    # LoRAs and embeddings are named in the prompts themselves (`<lora:name:w>`, an embedding's file name).
+    vae: str = "Automatic"  # A1111's sd_vae: "Automatic", "None" (the checkpoint's own) or a file in the VAE folder
+    # name -> short hash, from a pasted infotext's `Lora hashes`: finds a LoRA renamed since the image was made
+    lora_hashes: dict[str, str] = field(default_factory=dict)
     # img2img / inpaint / outpaint
     init_image: Image.Image | None = field(default=None, repr=False)
     resize_mode: ResizeMode = ResizeMode.JUST_RESIZE
@@ -134,6 +139,10 @@ class GenerationParams:
             raise ValueError(f"subseed_strength must be between 0 and 1; got {self.subseed_strength}")
         if not 1 <= self.clip_skip <= 12:
             raise ValueError(f"clip_skip must be between 1 and 12; got {self.clip_skip}")
+        strip_tags(self.prompt, "prompt")
+        strip_tags(self.negative_prompt, "negative_prompt")
+        if not isinstance(self.vae, str) or not self.vae.strip():
+            raise ValueError(f"vae must be 'Automatic', 'None' or a VAE file name; got {self.vae!r}")
         samplers.resolve(self.sampler, self.schedule)
         if self.mode is Mode.TXT2IMG:
             return

@@ -23,7 +23,13 @@ class Settings:
     gradio_auth: list[tuple[str, str]] = field(default_factory=list)
     api: bool = False
     api_auth: list[tuple[str, str]] = field(default_factory=list)
+    # A1111's layout under --data-dir (see `data_layout`); each folder has its own flag.
+    data_dir: Path = PROJECT_DIR
     ckpt_dir: Path = PROJECT_DIR / "models"
+    lora_dir: Path = PROJECT_DIR / "models" / "Lora"
+    lyco_dir: Path = PROJECT_DIR / "models" / "LyCORIS"
+    vae_dir: Path = PROJECT_DIR / "models" / "VAE"
+    embeddings_dir: Path = PROJECT_DIR / "embeddings"
     outputs_dir: Path = PROJECT_DIR / "outputs"
     cache_dir: Path = PROJECT_DIR / "cache"
     save_format: str = "png"
@@ -44,6 +50,19 @@ class Settings:
     @property
     def server_name(self) -> str:
         return "0.0.0.0" if self.listen else "127.0.0.1"
+
+    @property
+    def network_dirs(self) -> list[Path]:
+        """Folders of extra networks and VAEs: never scanned for checkpoints."""
+        return [self.lora_dir, self.lyco_dir, self.vae_dir, self.embeddings_dir]
+
+
+def data_layout(data_dir: Path) -> dict[str, Path]:
+    """AUTOMATIC1111's folders under a data dir: what each path flag defaults to."""
+    models = data_dir / "models"
+    return {"ckpt_dir": models, "lora_dir": models / "Lora", "lyco_dir": models / "LyCORIS",
+            "vae_dir": models / "VAE", "embeddings_dir": data_dir / "embeddings",
+            "outputs_dir": data_dir / "outputs", "cache_dir": data_dir / "cache"}
 
 
 def parse_credentials(text: str) -> list[tuple[str, str]]:
@@ -73,10 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--api", action="store_true", help="serve the AUTOMATIC1111-compatible /sdapi/v1 API")
     net.add_argument("--api-auth", default=None, help="user:pass[,user2:pass2] for the API (HTTP Basic)")
     net.add_argument("--max-file-size-mb", type=int, default=50, help="largest upload accepted")
-    paths = p.add_argument_group("paths")
-    paths.add_argument("--ckpt-dir", type=Path, default=PROJECT_DIR / "models")
-    paths.add_argument("--outputs-dir", type=Path, default=PROJECT_DIR / "outputs")
-    paths.add_argument("--cache-dir", type=Path, default=PROJECT_DIR / "cache")
+    paths = p.add_argument_group("paths (defaults follow --data-dir, in AUTOMATIC1111's layout)")
+    paths.add_argument("--data-dir", type=Path, default=PROJECT_DIR,
+                       help="base folder of models/, embeddings/, outputs/ and cache/ (default: the sdui folder)")
+    paths.add_argument("--ckpt-dir", type=Path, default=None,
+                       help="checkpoints, subfolders included (default: <data-dir>/models, network folders excluded)")
+    paths.add_argument("--lora-dir", type=Path, default=None, help="LoRA/LyCORIS files (default: <data-dir>/models/Lora)")
+    paths.add_argument("--lyco-dir-backcompat", dest="lyco_dir", type=Path, default=None,
+                       help="more LoRA/LyCORIS files (default: <data-dir>/models/LyCORIS)")
+    paths.add_argument("--vae-dir", type=Path, default=None, help="VAE files and folders (default: <data-dir>/models/VAE)")
+    paths.add_argument("--embeddings-dir", type=Path, default=None,
+                       help="textual-inversion embeddings (default: <data-dir>/embeddings)")
+    paths.add_argument("--outputs-dir", type=Path, default=None, help="generated images (default: <data-dir>/outputs)")
+    paths.add_argument("--cache-dir", type=Path, default=None, help="hashes and compiled kernels (default: <data-dir>/cache)")
     paths.add_argument("--save-format", choices=["png", "jpg", "webp"], default="png")
     paths.add_argument("--no-save", action="store_true", help="keep images in memory only")
     hw = p.add_argument_group("device and memory")
@@ -108,10 +136,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         api_auth = parse_credentials(a.api_auth) if a.api_auth else []
     except (ValueError, OSError) as e:
         parser.error(str(e))
+    data_dir = a.data_dir.resolve()
+    paths = {name: (getattr(a, name) or default).resolve() for name, default in data_layout(data_dir).items()}
     return Settings(
         listen=a.listen, port=a.port, share=a.share, insecure_share=a.insecure_share,
-        gradio_auth=gradio_auth, api=a.api, api_auth=api_auth,
-        ckpt_dir=a.ckpt_dir.resolve(), outputs_dir=a.outputs_dir.resolve(), cache_dir=a.cache_dir.resolve(),
+        gradio_auth=gradio_auth, api=a.api, api_auth=api_auth, data_dir=data_dir, **paths,
         save_format=a.save_format, no_save=a.no_save, device=a.device, no_half=a.no_half,
         no_half_vae=a.no_half_vae, bf16=a.bf16, medvram=a.medvram, lowvram=a.lowvram,
         models_in_memory=max(1, a.models_in_memory),

@@ -33,3 +33,5 @@ class Result:
     model_title: str = ""
     model_name: str = ""  # A1111's model name (the infotext's `Model:`), e.g. `sub_model` for sub/model.safetensors
     model_hash: str = ""
+    # Every part of the request that was not applied, each naming what (a LoRA, an embedding, a VAE, a key).
+    warnings: list[str] = field(default_factory=list)

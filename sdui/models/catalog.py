@@ -13,12 +13,19 @@ import json
 import os
 import threading
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 
 from sdui.models.errors import ModelNotFound
 from sdui.models.files import pickle_mentions
 
 MAYBE_CHECKPOINT_SUFFIXES = (".pt", ".bin")
+# AUTOMATIC1111's folders under models/ that hold other kinds of models: never listed as checkpoints.
+NOT_CHECKPOINT_DIRS = frozenset({"Lora", "LyCORIS", "VAE", "VAE-approx", "ESRGAN", "RealESRGAN", "SwinIR", "DAT",
+                                 "HAT", "BSRGAN", "ScuNET", "LDSR", "GFPGAN", "Codeformer", "hypernetworks",
+                                 "ControlNet", "embeddings", "deepbooru", "BLIP", "torch_deepdanbooru", "karlo"})
+# A VAE kept beside its checkpoint (`model.vae.safetensors`, A1111's convention) is not a checkpoint either.
+VAE_SUFFIXES = (".vae.safetensors", ".vae.pt", ".vae.ckpt")
 
 
 @dataclass
@@ -75,34 +82,42 @@ class HashCache:
                 self._entries = {}
         return self._entries
 
-    def known(self, path: Path) -> str | None:
+    def known(self, path: Path, kind: str = "sha256") -> str | None:
         """The cached hash of `path` if its size and mtime still match, else None; never hashes."""
         try:
             stamp = _stamp(path)
         except OSError:
             return None
-        return self._cached(path, stamp)
+        return self._cached(_key(path, kind), stamp)
 
-    def _cached(self, path: Path, stamp: tuple[int, int]) -> str | None:
+    def _cached(self, key: str, stamp: tuple[int, int]) -> str | None:
         with self._lock:
-            entry = self._load().get(str(path))
+            entry = self._load().get(key)
             if entry and entry.get("size") == stamp[0] and entry.get("mtime") == stamp[1]:
                 return entry["sha256"]
         return None
 
     def sha256(self, path: Path) -> str:
         """The hex sha256 of a file (or of a folder's files, in sorted order), cached."""
+        return self.digest(path, "sha256")
+
+    def addnet(self, path: Path) -> str:
+        """kohya's "addnet" hash of a .safetensors file: sha256 of its bytes after the header (A1111's LoRA hash)."""
+        return self.digest(path, "addnet")
+
+    def digest(self, path: Path, kind: str = "sha256") -> str:
+        """`kind` ("sha256" or "addnet") of `path`, computed once and cached by path + size + mtime."""
         try:
             stamp = _stamp(path)
-            cached = self._cached(path, stamp)
+            cached = self._cached(_key(path, kind), stamp)
             if cached:
                 return cached
-            digest = _hash_path(path)
+            digest = _hash_path(path) if kind == "sha256" else _addnet_hash(path)
         except OSError as e:
-            raise ModelNotFound(f"{path}: cannot read the checkpoint ({e.strerror or e}); refresh the list", path) from e
+            raise ModelNotFound(f"{path}: cannot read the file ({e.strerror or e}); refresh the list", path) from e
         with self._lock:
             self.computed += 1
-            self._load()[str(path)] = {"size": stamp[0], "mtime": stamp[1], "sha256": digest}
+            self._load()[_key(path, kind)] = {"size": stamp[0], "mtime": stamp[1], "sha256": digest}
             self._save()
         return digest
 
@@ -114,10 +129,15 @@ class HashCache:
 
 
 class Catalog:
-    """Checkpoints found under `ckpt_dir` (subfolders too), refreshed on demand."""
+    """Checkpoints found under `ckpt_dir` (subfolders too), refreshed on demand.
 
-    def __init__(self, ckpt_dir: Path, cache_dir: Path) -> None:
+    Skipped: the folders in `exclude` (the LoRA, VAE and embeddings folders), A1111's non-checkpoint folders
+    directly under `ckpt_dir`, and `*.vae.*` files.
+    """
+
+    def __init__(self, ckpt_dir: Path, cache_dir: Path, exclude: Iterable[Path] = ()) -> None:
         self.ckpt_dir = Path(ckpt_dir).resolve()
+        self.exclude = {Path(p).resolve() for p in exclude}
         self.hashes = HashCache(Path(cache_dir) / "hashes.json")
         self._items: list[CheckpointInfo] | None = None
         self._lock = threading.Lock()
@@ -172,7 +192,9 @@ class Catalog:
             return found
         for root, dirs, files in os.walk(self.ckpt_dir, followlinks=False):
             root_path = Path(root)
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not d.endswith(".partial"))
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not d.endswith(".partial")
+                             and not (root_path == self.ckpt_dir and d in NOT_CHECKPOINT_DIRS)
+                             and (root_path / d).resolve() not in self.exclude)
             if (root_path / "model_index.json").is_file() and root_path != self.ckpt_dir:
                 found.append(self._info(root_path, "diffusers"))
                 dirs[:] = []
@@ -180,6 +202,8 @@ class Catalog:
             for f in sorted(files):
                 p = root_path / f
                 low = f.lower()
+                if low.endswith(VAE_SUFFIXES):
+                    continue
                 if low.endswith(".safetensors"):
                     found.append(self._info(p, "safetensors"))
                 elif low.endswith(".ckpt"):
@@ -202,6 +226,20 @@ def _stamp(path: Path) -> tuple[int, int]:
         return sum(p.stat().st_size for p in files), max((p.stat().st_mtime_ns for p in files), default=0)
     st = path.stat()
     return st.st_size, st.st_mtime_ns
+
+
+def _key(path: Path, kind: str) -> str:
+    return str(path) if kind == "sha256" else f"{path}#{kind}"
+
+
+def _addnet_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+        f.seek(8 + header_len)
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _hash_path(path: Path) -> str:

@@ -54,4 +54,4 @@ def launch_options(settings: Settings) -> dict:
 
 def blocked_dirs(settings: Settings) -> list[Path]:
     """Directories whose files must never be downloadable (checkpoints can be many GB and private)."""
-    return [settings.ckpt_dir, settings.cache_dir]
+    return [settings.ckpt_dir, *settings.network_dirs, settings.cache_dir]
