@@ -1,4 +1,4 @@
-"""Model errors: one base class and the four ways a checkpoint can fail (missing, unknown, broken, unsafe)."""
+"""Model errors: one base class, the four ways a file can fail (missing, unknown, broken, unsafe) and a wrong family."""
 
 from __future__ import annotations
 
@@ -27,3 +27,7 @@ class BrokenModel(ModelError):
 
 class UnsafeModel(ModelError):
     """A pickle that references code outside torch's allow-list; it is never unpickled."""
+
+
+class WrongFamily(ModelError):
+    """A VAE or network file made for another model family than the checkpoint it is used with."""

@@ -16,7 +16,7 @@ def read_vae(path: Path, like):
 
 
 def check_latent_space(vae, own, name: str) -> None:
-    """Raise IncompatibleVae (a ModelError) when `vae` does not speak the latent space of `own` (the checkpoint's VAE)."""
+    """Raise WrongFamily when `vae` does not speak the latent space of `own` (the checkpoint VAE)."""
     raise NotImplementedError
 
 
