@@ -68,11 +68,12 @@ class NetworkFolder:
             return list(self._items)
 
     def find(self, name: str) -> NetworkFile | None:
-        """By file stem, by relative path (with or without suffix), then by stem ignoring case; None if absent."""
+        """By file stem, relative path (with or without suffix), file name, then stem ignoring case; None if absent."""
         wanted = name.strip().replace("\\", "/")
         items = self.list()
         for test in (lambda f: f.name == wanted, lambda f: f.rel == wanted,
-                     lambda f: os.path.splitext(f.rel)[0] == wanted, lambda f: f.name.lower() == wanted.lower()):
+                     lambda f: os.path.splitext(f.rel)[0] == wanted, lambda f: Path(f.rel).name == wanted,
+                     lambda f: f.name.lower() == wanted.lower()):
             found = next((f for f in items if test(f)), None)
             if found is not None:
                 return found

@@ -169,6 +169,10 @@ def params_from_infotext(source: str | Mapping[str, Any], base: GenerationParams
         changes["subseed_strength"] = 0.0
     if "Sampler" in info:
         changes.update(_sampler_fields(str(info["Sampler"]), str(info.get("Schedule type") or "Automatic")))
+    if info.get("Lora hashes"):
+        changes["lora_hashes"] = name_hashes(info["Lora hashes"])
+    if info.get("VAE"):
+        changes["vae"] = str(info["VAE"])
     if "Inpaint area" in info:
         changes["inpaint_full_res"] = info["Inpaint area"] == "Only masked"
     if "Mask mode" in info:
@@ -185,6 +189,16 @@ def params_from_infotext(source: str | Mapping[str, Any], base: GenerationParams
     if info.get("Outpaint fill") in {f.value for f in OutpaintFill}:
         changes["outpaint_fill"] = OutpaintFill(info["Outpaint fill"])
     return base.replace(**changes)
+
+
+def name_hashes(value: Any) -> dict[str, str]:
+    """A1111's `Lora hashes` / `TI hashes` value ("name: 0123456789ab, other: ...") as {name: hash}."""
+    found = {}
+    for item in str(value).split(","):
+        name, sep, digest = item.rpartition(":")
+        if sep and name.strip() and digest.strip():
+            found[name.strip()] = digest.strip().lower()
+    return found
 
 
 def _pairs(line: str) -> list[tuple[str, Any]]:

@@ -101,3 +101,38 @@ def test_broken_files_are_listed_beside_the_good_ones(tmp_path, models_dir):
 
 def test_missing_models_dir_is_an_empty_catalog(tmp_path):
     assert Catalog(tmp_path / "nope", tmp_path / "cache").list() == []
+
+
+def test_network_folders_and_vae_files_are_never_listed_as_checkpoints(tmp_path, tiny_single_files):
+    """A1111's layout: models/Stable-diffusion and loose files list; Lora, VAE, ESRGAN, ... and *.vae.* do not."""
+    models = tmp_path / "models"
+    checkpoint = tiny_single_files["safetensors"]
+    for rel in ("Stable-diffusion/real.safetensors", "ldm/stable-diffusion-1/model.ckpt", "loose.safetensors",
+                "Lora/style.safetensors", "LyCORIS/loha.safetensors", "VAE/vae.safetensors",
+                "ESRGAN/4x.safetensors", "loose.vae.safetensors", "Stable-diffusion/real.vae.pt",
+                "custom-loras/x.safetensors"):
+        (models / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(checkpoint if not rel.endswith(".ckpt") else tiny_single_files["ckpt"], models / rel)
+    listed = Catalog(models, tmp_path / "cache", exclude=[models / "custom-loras"]).list()
+    assert [i.rel for i in listed] == ["ldm/stable-diffusion-1/model.ckpt", "loose.safetensors",
+                                       "Stable-diffusion/real.safetensors"]
+    # The reserved names count only directly under the models dir: a user's own "sub/Lora" folder is theirs.
+    (models / "sub" / "Lora").mkdir(parents=True)
+    shutil.copyfile(checkpoint, models / "sub" / "Lora" / "kept.safetensors")
+    assert "sub/Lora/kept.safetensors" in [i.rel for i in Catalog(models, tmp_path / "cache").list()]
+
+
+def test_addnet_hash_skips_the_header_and_is_cached_apart_from_sha256(tmp_path):
+    from safetensors.torch import save_file
+
+    from sdui.models.catalog import HashCache
+
+    path = tmp_path / "lora.safetensors"
+    save_file({"w": torch.arange(6, dtype=torch.float32)}, str(path), metadata={"ss_output_name": "x"})
+    data = path.read_bytes()
+    body = data[8 + int.from_bytes(data[:8], "little"):]
+    hashes = HashCache(tmp_path / "hashes.json")
+    assert hashes.addnet(path) == hashlib.sha256(body).hexdigest() != hashes.sha256(path) == _sha(path)
+    again = HashCache(tmp_path / "hashes.json")  # from the cache file: nothing is read again
+    assert again.known(path, "addnet") == hashlib.sha256(body).hexdigest() and again.known(path) == _sha(path)
+    assert again.computed == 0

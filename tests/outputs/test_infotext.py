@@ -251,3 +251,33 @@ def test_round_trip(p, seed, subseed, model):
     for name in set(GenerationParams.__dataclass_fields__) - _carried(p):
         assert getattr(back, name) == getattr(base, name), (name, text)
     assert parse_infotext(text)["Model hash"] == "0123456789"
+
+
+def test_extra_network_keys_of_an_a1111_image_become_params():
+    """The prompt keeps its tags as written; Lora hashes find a renamed LoRA later; VAE names the sd_vae choice."""
+    text = ('masterpiece, <lora:add_detail:0.8>, <lora:Style Name:te=0.5:unet=1>\n'
+            'Negative prompt: EasyNegative, (badhandv4:1.2)\n'
+            'Steps: 25, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1, Size: 512x768, '
+            'Model hash: 6ce0161689, Model: v1-5-pruned, VAE hash: 735e4c3a44, '
+            'VAE: vae-ft-mse-840000-ema-pruned.safetensors, '
+            'Lora hashes: "add_detail: 7c6bad76eb54, Style Name: 0123456789AB", '
+            'TI hashes: "EasyNegative: c74b4e810b03, badhandv4: 5e40d722fc3d", Version: v1.10.1')
+    p = params_from_infotext(text)
+    assert p.prompt == "masterpiece, <lora:add_detail:0.8>, <lora:Style Name:te=0.5:unet=1>"
+    assert p.negative_prompt == "EasyNegative, (badhandv4:1.2)"
+    assert p.lora_hashes == {"add_detail": "7c6bad76eb54", "Style Name": "0123456789ab"}
+    assert p.vae == "vae-ft-mse-840000-ema-pruned.safetensors"
+    assert params_from_infotext("x\nSteps: 20, Seed: 1, Size: 64x64").lora_hashes == {}
+    assert params_from_infotext("x\nSteps: 20, Seed: 1, Size: 64x64", GenerationParams(vae="None")).vae == "None"
+
+
+def test_network_keys_are_written_as_a1111_orders_them():
+    p = GenerationParams(prompt="a <lora:x:1>", clip_skip=2)
+    extra = {"VAE hash": "735e4c3a44", "VAE": "ft-mse.safetensors", "Lora hashes": "x: 7c6bad76eb54",
+             "TI hashes": "bad: c74b4e810b03"}
+    text = _format(p, extra=extra)
+    assert text.split("\n")[0] == "a <lora:x:1>"
+    assert text.split("\n")[-1] == (
+        "Steps: 20, Sampler: Euler a, Schedule type: Automatic, CFG scale: 7, Seed: 123, Size: 512x512, "
+        "Model hash: 6ce0161689, Model: v1-5-pruned, VAE hash: 735e4c3a44, VAE: ft-mse.safetensors, "
+        f'Clip skip: 2, RNG: CPU, Lora hashes: "x: 7c6bad76eb54", TI hashes: "bad: c74b4e810b03", {VERSION}')

@@ -51,3 +51,15 @@ def test_app_exits_non_zero_on_share_without_auth(tmp_path):
     assert done.returncode != 0
     assert "--gradio-auth user:password" in done.stderr
     assert not any(tmp_path.iterdir()), "nothing may be built before the refusal"
+
+
+def test_data_dir_gives_a1111s_layout_and_each_folder_has_its_flag(tmp_path):
+    from sdui.settings import parse_args
+
+    s = parse_args(["--data-dir", str(tmp_path), "--vae-dir", str(tmp_path / "elsewhere")])
+    assert (s.data_dir, s.ckpt_dir, s.lora_dir, s.lyco_dir, s.embeddings_dir, s.outputs_dir, s.cache_dir) == (
+        tmp_path, tmp_path / "models", tmp_path / "models" / "Lora", tmp_path / "models" / "LyCORIS",
+        tmp_path / "embeddings", tmp_path / "outputs", tmp_path / "cache")
+    assert s.vae_dir == tmp_path / "elsewhere"
+    blocked = launch_options(s)["blocked_paths"]
+    assert {str(s.lora_dir), str(s.vae_dir), str(s.embeddings_dir), str(s.ckpt_dir)} <= set(blocked)
