@@ -88,8 +88,8 @@ def unsafe_globals(path: Path) -> list[str]:
     """Globals a torch zip checkpoint references outside the allow-list (static scan, nothing runs)."""
     try:
         return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
-    except (ValueError, RuntimeError, zipfile.BadZipFile, pickle.UnpicklingError):
-        return []  # not a zip checkpoint: torch.load(weights_only=True) below still refuses any code
+    except (ValueError, RuntimeError, OSError, zipfile.BadZipFile, pickle.UnpicklingError):
+        return []  # not a (readable) zip checkpoint: torch.load(weights_only=True) below still refuses any code
 
 
 def check_pickle_safety(path: Path) -> list[str]:
