@@ -14,13 +14,14 @@ import torch
 from PIL import Image
 
 from sdui.engine import noise
-from sdui.models.fast import autocast_context
 from sdui.engine.modes import ModeInputs, prepare_inputs
 from sdui.engine.preview import PreviewTaker, ToHost, copy_to_host
 from sdui.engine.prompts import encode_prompt_pair, encode_prompt_pair_sdxl
 from sdui.engine.result import Progress, Result
 from sdui.engine.samplers import build_scheduler
+from sdui.models.fast import autocast_context
 from sdui.models.manager import Task
+from sdui.networks.embeddings import EmbeddingSet
 from sdui.outputs.infotext import format_infotext
 from sdui.params import GenerationParams, Mode
 
@@ -33,7 +34,7 @@ class GenerationError(Exception):
 
 
 class Engine:
-    """Runs generations on the pipelines of a ModelManager (anything with get/info/base_scheduler_config)."""
+    """Runs generations on the prepared pipelines of a ModelManager (anything with `prepare`, `device`, `settings`)."""
 
     def __init__(self, manager, preview_every: int = 5, preview_to_host: ToHost = copy_to_host) -> None:
         self.manager = manager
@@ -48,24 +49,29 @@ class Engine:
         seed, subseed = noise.resolve_seed(params.seed), noise.resolve_seed(params.subseed)
         params = params.replace(seed=seed, subseed=subseed)
         inputs = prepare_inputs(params, seed)
-        # 2. The checkpoint's pipeline for this task.
-        pipe = self.manager.get(params.checkpoint, TASKS[params.mode])
-        info = self.manager.info(params.checkpoint)
+        # 2. The checkpoint's pipeline for this task, with the job's VAE, LoRAs and embeddings.
+        with self.manager.prepare(params, TASKS[params.mode]) as job:
+            return self._run_prepared(job, params, inputs, progress, cancel)
+
+    def _run_prepared(self, job, params: GenerationParams, inputs: ModeInputs,
+                      progress: Callable[[Progress], None] | None, cancel: threading.Event | None) -> Result:
+        pipe = job.pipe
         pipe.set_progress_bar_config(disable=True)
-        base_config = self.manager.base_scheduler_config(params.checkpoint)
-        # 3. Prompts are encoded once for the whole job.
-        conditioning = encode_conditioning(pipe, params)
-        result = Result(params=params, model_title=info.title, model_name=info.name, model_hash=info.short_hash)
+        # 3. Prompts are encoded once for the whole job (after the LoRAs changed the text encoders).
+        used_embeddings: set[str] = set()
+        conditioning = encode_conditioning(pipe, job.prompt, job.negative_prompt, params.clip_skip,
+                                           job.embeddings, used_embeddings)
+        result = Result(params=params, model_title=job.info.title, model_name=job.info.name,
+                        model_hash=job.info.short_hash, warnings=list(job.warnings))
         # 4. One pipeline call per batch.
         for batch_index in range(params.batch_count):
             if cancel is not None and cancel.is_set():
                 result.interrupted = True
                 break
-            seeds = noise.image_seeds(seed, params.batch_size, batch_index)
-            subseeds = noise.image_seeds(subseed, params.batch_size, batch_index)
-            # Jobs run one at a time on one worker, so the shared pipeline's scheduler can be swapped per
-            # batch; a fresh one also resets all scheduler state (step index, Brownian trees).
-            pipe.scheduler = build_scheduler(base_config, params.sampler, params.schedule)
+            seeds = noise.image_seeds(params.seed, params.batch_size, batch_index)
+            subseeds = noise.image_seeds(params.subseed, params.batch_size, batch_index)
+            # A fresh scheduler per batch also resets all scheduler state (step index, Brownian trees).
+            pipe.scheduler = build_scheduler(job.scheduler_config, params.sampler, params.schedule)
             if hasattr(pipe.scheduler, "noise_sampler_seed"):
                 pipe.scheduler.noise_sampler_seed = list(seeds)  # one Brownian tree per image
             previews = PreviewTaker(sdxl=is_sdxl(pipe), to_host=self.preview_to_host)
@@ -84,7 +90,10 @@ class Engine:
                 result.interrupted = True
                 break
         # 7. One A1111 infotext per image.
-        result.infotexts = [infotext(params, s, sub, result.model_name, result.model_hash)
+        result.extra = dict(job.infotext)
+        if used_embeddings:
+            result.extra["TI hashes"] = ti_hashes(job.embeddings, used_embeddings)
+        result.infotexts = [infotext(params, s, sub, result.model_name, result.model_hash, result.extra)
                             for s, sub in zip(result.seeds, result.subseeds)]
         return result
 
@@ -133,16 +142,30 @@ def is_sdxl(pipe) -> bool:
     return getattr(pipe, "text_encoder_2", None) is not None
 
 
-def encode_conditioning(pipe, params: GenerationParams) -> dict:
-    """Pipeline keyword arguments for the prompts: A1111-weighted embeddings (SD1/SD2 and SDXL)."""
+def encode_conditioning(pipe, prompt: str, negative_prompt: str, clip_skip: int = 1,
+                        embeddings: EmbeddingSet | None = None, used: set[str] | None = None) -> dict:
+    """Pipeline keyword arguments for the prompts: A1111-weighted embeddings (SD1/SD2 and SDXL).
+
+    `used` receives the names of the textual-inversion embeddings the prompts used.
+    """
     if is_sdxl(pipe):
         pairs = [(e, t) for e, t in ((pipe.text_encoder, pipe.tokenizer), (pipe.text_encoder_2, pipe.tokenizer_2))
                  if e is not None]  # the SDXL refiner has only the second encoder
-        return encode_prompt_pair_sdxl([e for e, _ in pairs], [t for _, t in pairs], params.prompt,
-                                       params.negative_prompt, params.clip_skip)
-    positive, negative = encode_prompt_pair(pipe.text_encoder, pipe.tokenizer, params.prompt,
-                                            params.negative_prompt, params.clip_skip)
+        return encode_prompt_pair_sdxl([e for e, _ in pairs], [t for _, t in pairs], prompt, negative_prompt,
+                                       clip_skip, embeddings=embeddings, used=used)
+    positive, negative = encode_prompt_pair(pipe.text_encoder, pipe.tokenizer, prompt, negative_prompt, clip_skip,
+                                            embeddings=embeddings, used=used)
     return {"prompt_embeds": positive, "negative_prompt_embeds": negative}
+
+
+def ti_hashes(embeddings: EmbeddingSet, used: set[str]) -> str:
+    """A1111's `TI hashes` value: `name: <sha256[:12]>` of each embedding file the prompts used."""
+    entries = []
+    for name in sorted(used):
+        file = embeddings.loaded[name].file
+        if file is not None:
+            entries.append(f"{name.translate(str.maketrans('', '', ':,'))}: {file.hash[:12]}")
+    return ", ".join(entries)
 
 
 def call_pipeline(pipe, params: GenerationParams, inputs: ModeInputs, conditioning: dict, seeds: list[int],
@@ -177,6 +200,7 @@ def decode_latents(pipe, latents: torch.Tensor) -> list[Image.Image]:
     """VAE-decode latents to PIL images; NaN → one retry with the VAE in fp32, then GenerationError."""
     vae = pipe.vae
     with torch.inference_mode():
+        latents = latents.to(vae.device)  # a VAE chosen as sd_vae is placed on the device even under offload
         decoded = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
         has_nan = bool(torch.isnan(decoded).any())  # one device sync; checked again only after a retry
         if has_nan and vae.dtype != torch.float32:
@@ -192,6 +216,8 @@ def decode_latents(pipe, latents: torch.Tensor) -> list[Image.Image]:
     return pipe.image_processor.postprocess(decoded.float(), output_type="pil")
 
 
-def infotext(params: GenerationParams, seed: int, subseed: int, model_name: str, model_hash: str) -> str:
-    """The A1111 infotext of one image of this job."""
-    return format_infotext(params, seed=seed, subseed=subseed, model_name=model_name, model_hash=model_hash)
+def infotext(params: GenerationParams, seed: int, subseed: int, model_name: str, model_hash: str,
+             extra: dict[str, str] | None = None) -> str:
+    """The A1111 infotext of one image of this job; `extra` adds keys (VAE, Lora hashes, TI hashes)."""
+    return format_infotext(params, seed=seed, subseed=subseed, model_name=model_name, model_hash=model_hash,
+                           extra=extra)

@@ -35,3 +35,4 @@ class Result:
     model_hash: str = ""
     # Every part of the request that was not applied, each naming what (a LoRA, an embedding, a VAE, a key).
     warnings: list[str] = field(default_factory=list)
+    extra: dict[str, str] = field(default_factory=dict)  # infotext keys of the extra networks (VAE, Lora hashes, ...)

@@ -8,9 +8,10 @@ from pathlib import Path
 class ModelError(Exception):
     """Base of every model failure; the message names the file (or name) and the reason."""
 
-    def __init__(self, message: str, path: Path | str | None = None) -> None:
+    def __init__(self, message: str, path: Path | str | None = None, field: str | None = None) -> None:
         super().__init__(message)
         self.path = Path(path) if path is not None else None
+        self.field = field  # the request field it came from when not the checkpoint (e.g. "sd_vae", "prompt")
 
 
 class ModelNotFound(ModelError):

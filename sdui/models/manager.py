@@ -1,29 +1,37 @@
 """The model manager: the one owner of loaded pipelines (lazy loading, LRU by count and bytes, task variants).
 
-Created once in app.py and passed down. `get(checkpoint, task)` returns a ready pipeline; the txt2img /
-img2img / inpaint variants of one checkpoint share their weights (diffusers `from_pipe`) and also the
-scheduler object, so callers must give each run its own scheduler (`Scheduler.from_config(...)`).
+Created once in app.py and passed down. A job runs inside `with manager.prepare(params, task) as job:`, which
+applies its VAE, LoRAs and embeddings and puts the cached pipeline back on exit (`prepared.py`). `get(checkpoint,
+task)` returns a cached pipeline as loaded. The txt2img / img2img / inpaint variants of one checkpoint share their
+weights (diffusers `from_pipe`) and also the scheduler object, so each run sets its own scheduler.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ctypes
 import ctypes.util
 import gc
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable
 
 import torch
 
-from sdui.models.fast import apply_fast_path
 from sdui.models.catalog import Catalog, CheckpointInfo
 from sdui.models.device import choose_device
 from sdui.models.errors import ModelNotFound
+from sdui.models.extras import ExtraNetworks
+from sdui.models.fast import apply_fast_path, tune_vae
 from sdui.models.load import load_pipeline, model_bytes, place
+from sdui.models.prepared import PreparedJob, open_job, patcher_for
+from sdui.networks.embeddings import EmbeddingSet
+from sdui.networks.patch import LoraPatcher
+from sdui.params import GenerationParams
 from sdui.settings import Settings
 
 
@@ -45,6 +53,9 @@ class _Entry:
     nbytes: int
     scheduler_config: dict
     variants: dict[Task, object] = field(default_factory=dict)
+    patcher: LoraPatcher | None = None  # created with the first LoRA job; holds the backups while fused
+    # Held while a job runs on this model: weights are never restored under a running job.
+    in_use: threading.RLock = field(default_factory=threading.RLock)
 
 
 class ModelManager:
@@ -57,6 +68,8 @@ class ModelManager:
         self.device: torch.device = self.plan.device
         self.dtype: torch.dtype = self.plan.dtype
         self.on_status: Callable[[str], None] | None = None
+        self.extras = ExtraNetworks(settings, catalog.hashes,
+                                    tune_vae=lambda vae: tune_vae(vae, self.device, settings))
         self.load_count = 0  # pipelines really loaded from disk since start
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.RLock()
@@ -64,9 +77,39 @@ class ModelManager:
         self._current: str | None = None
 
     def get(self, checkpoint: str | None, task: Task | str = Task.TXT2IMG):
-        """A ready pipeline for `task`; None means the current model (or the first in the catalog)."""
+        """The cached pipeline for `task` with its weights as loaded; None means the current model (or the first).
+
+        LoRA weights a previous job left fused are restored first (waiting for a job that runs on it).
+        """
         task = _task(task)
         entry = self._entry(self.info(checkpoint))
+        if entry.patcher is not None and entry.patcher.fused:
+            with entry.in_use:
+                entry.patcher.restore()
+        return self._variant_of(entry, task)
+
+    @contextlib.contextmanager
+    def prepare(self, params: GenerationParams, task: Task | str) -> Iterator[PreparedJob]:
+        """The pipeline for one job: its checkpoint for `task` with the job's VAE, LoRAs and embeddings.
+
+        Raises ModelError (a LoRA or VAE that is broken, unsafe or for another model family) before any work.
+        """
+        task = _task(task)
+        entry = self._entry(self.info(params.checkpoint))
+        with entry.in_use:
+            pipe = self._variant_of(entry, task)
+            if entry.patcher is None:
+                entry.patcher = patcher_for(entry.base)
+            with open_job(pipe, entry.info, copy.deepcopy(entry.scheduler_config), entry.patcher, self.extras,
+                          params, own_vae=entry.base.vae) as job:
+                yield job
+
+    def embeddings(self, checkpoint: str | None = None) -> EmbeddingSet:
+        """The embeddings that fit a checkpoint's text encoders (loading it if needed), and the skipped ones."""
+        entry = self._entry(self.info(checkpoint))
+        return self.extras.embedding_set(entry.info.filename, entry.base)
+
+    def _variant_of(self, entry: _Entry, task: Task):
         with self._lock:
             pipe = entry.variants.get(task)
             if pipe is None:
@@ -156,6 +199,7 @@ class ModelManager:
 
     def _evict(self, key: str) -> None:
         entry = self._cache.pop(key)
+        self.extras.forget(entry.info.filename)
         self._status(f"Unloading model {entry.info.title}")
         if self._current == key:
             self._current = None
