@@ -26,6 +26,7 @@ class ApiContext:
     settings: Settings
     checkpoint: str | None = None  # the API's default model (A1111's sd_model_checkpoint option)
     clip_skip: int = 1  # A1111's CLIP_stop_at_last_layers option
+    vae: str = "Automatic"  # A1111's sd_vae option
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property

@@ -28,7 +28,8 @@ from sdui.params import GenerationParams, MaskedContent, Mode, ResizeMode
 # GenerationParams names -> the A1111 field a client sent, for error messages.
 _API_NAMES = {"batch_count": "n_iter", "sampler": "sampler_name", "schedule": "scheduler",
               "init_image": "init_images", "mask_invert": "inpainting_mask_invert",
-              "masked_content": "inpainting_fill", "clip_skip": "CLIP_stop_at_last_layers"}
+              "masked_content": "inpainting_fill", "clip_skip": "CLIP_stop_at_last_layers",
+              "vae": "sd_vae"}
 _FILLS = (MaskedContent.FILL, MaskedContent.ORIGINAL, MaskedContent.LATENT_NOISE, MaskedContent.LATENT_NOTHING)
 _RESIZE_MODES = (ResizeMode.JUST_RESIZE, ResizeMode.CROP_AND_RESIZE, ResizeMode.RESIZE_AND_FILL)
 # A1111's scheduler ids ("karras", "sgm_uniform") next to the labels ("Karras", "SGM Uniform").
@@ -38,6 +39,29 @@ _DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)
 
 class CatalogLike(Protocol):
     def find(self, name_or_title: str) -> Any: ...
+
+
+class VaeFolderLike(Protocol):
+    def find(self, name: str) -> Any: ...
+
+    def list(self) -> list[Any]: ...
+
+
+def resolve_vae(name: Any, vaes: VaeFolderLike | None, field: str) -> str:
+    """A1111's `sd_vae` value from a client: "Automatic", "None" or a VAE file name; 400/404 otherwise."""
+    if not isinstance(name, str) or not name.strip():
+        raise ApiError(400, f"{field} must be 'Automatic', 'None' or a name from /sdapi/v1/sd-vae; got {name!r}", field)
+    name = name.strip()
+    if name in ("Automatic", "None"):
+        return name
+    parts = name.replace("\\", "/").split("/")
+    if ".." in parts or os.path.isabs(name) or re.match(r"^[A-Za-z]:", name):
+        raise ApiError(400, f"{field} must be a VAE name from /sdapi/v1/sd-vae, not a path; got {name!r}", field)
+    if vaes is None or vaes.find(name) is None:
+        known = ", ".join(v.rel for v in (vaes.list() if vaes is not None else [])[:10]) or "none"
+        raise ApiError(404, f"{field}: no VAE {name!r} in the VAE folder (known: Automatic, None, {known}); "
+                            "see /sdapi/v1/sd-vae", field)
+    return name
 
 
 def decode_image(data: Any, field: str, max_bytes: int) -> Image.Image:
@@ -89,6 +113,8 @@ def check_supported(req: ProcessingRequest) -> None:
         asked.append(("firstpass_image", "a first-pass image"))
     if (req.seed_resize_from_w or 0) > 0 or (req.seed_resize_from_h or 0) > 0:
         asked.append(("seed_resize_from_w", "seed resize"))
+    if req.disable_extra_networks:
+        asked.append(("disable_extra_networks", "leaving the prompt's <lora:...> tags unapplied"))
     if isinstance(req, Img2ImgRequest):
         if req.latent_mask:
             asked.append(("latent_mask", "a separate latent mask"))
@@ -128,18 +154,21 @@ def _sampler(req: ProcessingRequest) -> tuple[str, str]:
     return spec.name, schedule
 
 
-def _common(req: ProcessingRequest, catalog: CatalogLike, checkpoint: str | None, clip_skip: int) -> dict[str, Any]:
+def _common(req: ProcessingRequest, catalog: CatalogLike, checkpoint: str | None, clip_skip: int, vae: str,
+            vaes: VaeFolderLike | None) -> dict[str, Any]:
     overrides = req.override_settings or {}
     if overrides.get("sd_model_checkpoint") is not None:
         checkpoint = resolve_checkpoint(overrides["sd_model_checkpoint"], catalog,
                                         "override_settings.sd_model_checkpoint")
     if overrides.get("CLIP_stop_at_last_layers") is not None:
         clip_skip = overrides["CLIP_stop_at_last_layers"]
+    if overrides.get("sd_vae") is not None:
+        vae = resolve_vae(overrides["sd_vae"], vaes, "override_settings.sd_vae")
     sampler, schedule = _sampler(req)
     return dict(prompt=req.prompt or "", negative_prompt=req.negative_prompt or "", checkpoint=checkpoint,
                 sampler=sampler, schedule=schedule, steps=req.steps, cfg_scale=req.cfg_scale, width=req.width,
                 height=req.height, seed=req.seed, subseed=req.subseed, subseed_strength=req.subseed_strength,
-                batch_size=req.batch_size, batch_count=req.n_iter, clip_skip=clip_skip)
+                batch_size=req.batch_size, batch_count=req.n_iter, clip_skip=clip_skip, vae=vae)
 
 
 def validate(params: GenerationParams) -> GenerationParams:
@@ -148,16 +177,17 @@ def validate(params: GenerationParams) -> GenerationParams:
         params.validate()
     except ValueError as e:
         name, _, rest = str(e).partition(" ")
+        name = name.rstrip(":")
         field = _API_NAMES.get(name, name)
         raise ApiError(400, f"{field} {rest}" if rest else str(e), field) from None
     return params
 
 
 def txt2img_params(req: Txt2ImgRequest, catalog: CatalogLike, *, checkpoint: str | None = None,
-                   clip_skip: int = 1) -> GenerationParams:
+                   clip_skip: int = 1, vae: str = "Automatic", vaes: VaeFolderLike | None = None) -> GenerationParams:
     """A validated txt2img GenerationParams from an A1111 txt2img request."""
     check_supported(req)
-    return validate(GenerationParams(mode=Mode.TXT2IMG, **_common(req, catalog, checkpoint, clip_skip)))
+    return validate(GenerationParams(mode=Mode.TXT2IMG, **_common(req, catalog, checkpoint, clip_skip, vae, vaes)))
 
 
 def _choice(value: int, options: tuple, field: str, names: str) -> Any:
@@ -174,12 +204,13 @@ def _mask_image(image: Image.Image) -> Image.Image:
 
 
 def img2img_params(req: Img2ImgRequest, catalog: CatalogLike, *, checkpoint: str | None = None,
-                   clip_skip: int = 1, max_bytes: int = 50 * 2**20) -> GenerationParams:
+                   clip_skip: int = 1, vae: str = "Automatic", vaes: VaeFolderLike | None = None,
+                   max_bytes: int = 50 * 2**20) -> GenerationParams:
     """A validated img2img (or, with `mask`, inpaint) GenerationParams from an A1111 img2img request."""
     check_supported(req)
     if not req.init_images:
         raise ApiError(400, "init_images must hold one base64 image for img2img; got none", "init_images")
-    fields = _common(req, catalog, checkpoint, clip_skip)
+    fields = _common(req, catalog, checkpoint, clip_skip, vae, vaes)
     init = decode_image(req.init_images[0], "init_images[0]", max_bytes).convert("RGB")
     mask = None
     if req.mask:
@@ -214,13 +245,14 @@ def info_json(result: Result, job_timestamp: datetime) -> str:
         "sampler_name": p.sampler, "scheduler": p.schedule, "cfg_scale": p.cfg_scale, "steps": p.steps,
         "batch_size": p.batch_size, "restore_faces": False, "face_restoration_model": None,
         "sd_model_name": result.model_name, "sd_model_hash": result.model_hash or None,
-        "sd_vae_name": None, "sd_vae_hash": None,
+        "sd_vae_name": result.extra.get("VAE"), "sd_vae_hash": result.extra.get("VAE hash"),
         "seed_resize_from_w": -1, "seed_resize_from_h": -1,
         "denoising_strength": p.denoising_strength if p.mode is not Mode.TXT2IMG else None,
-        "extra_generation_params": {}, "index_of_first_image": 0, "infotexts": list(result.infotexts),
+        "extra_generation_params": {k: v for k, v in result.extra.items() if k not in ("VAE", "VAE hash")},
+        "index_of_first_image": 0, "infotexts": list(result.infotexts),
         "styles": [], "job_timestamp": job_timestamp.strftime("%Y%m%d%H%M%S"), "clip_skip": p.clip_skip,
         "is_using_inpainting_conditioning": False, "version": f"sdui {sdui.__version__}",
-        "interrupted": result.interrupted,
+        "interrupted": result.interrupted, "warnings": list(result.warnings),
     }
     return json.dumps(info)
 

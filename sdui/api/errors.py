@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from sdui.engine.generate import GenerationError
-from sdui.models.errors import ModelError, ModelNotFound, UnrecognizedModel, UnsafeModel
+from sdui.models.errors import ModelError, ModelNotFound, UnrecognizedModel, UnsafeModel, WrongFamily
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def _body(error: str, detail: str, field: str | None, errors: list[dict[str, Any
 def _model_status(e: ModelError) -> int:
     if isinstance(e, ModelNotFound):
         return 404
-    if isinstance(e, (UnrecognizedModel, UnsafeModel)):
+    if isinstance(e, (UnrecognizedModel, UnsafeModel, WrongFamily)):
         return 400
     return 500  # BrokenModel and other load failures: the file on the server is at fault, not the request
 
@@ -57,7 +57,8 @@ def error_response(e: Exception) -> JSONResponse:
         return JSONResponse(_body("HTTPException", str(e.detail), None), status_code=e.status_code,
                             headers=getattr(e, "headers", None))
     if isinstance(e, ModelError):
-        return JSONResponse(_body(type(e).__name__, str(e), "sd_model_checkpoint"), status_code=_model_status(e))
+        return JSONResponse(_body(type(e).__name__, str(e), e.field or "sd_model_checkpoint"),
+                            status_code=_model_status(e))
     if isinstance(e, ValueError):
         field = str(e).split(" ", 1)[0] if str(e) else None
         return JSONResponse(_body("ValueError", str(e), field), status_code=400)

@@ -2,30 +2,34 @@
 
 # No `from __future__ import annotations`: FastAPI must see the endpoint annotations as objects.
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
 
 from sdui.api.context import ApiContext, set_default_checkpoint
-from sdui.api.convert import SCHEDULER_IDS
+from sdui.api.convert import SCHEDULER_IDS, resolve_vae
 from sdui.api.errors import ApiError
-from sdui.api.models import (EmbeddingsResponse, MemoryResponse, OptionsUpdate, SamplerItem, SchedulerItem,
-                             ScriptsList, SDModelItem, SDVaeItem, UpscalerItem)
+from sdui.api.models import (EmbeddingsResponse, LoraItem, MemoryResponse, OptionsUpdate, SamplerItem,
+                             SchedulerItem, ScriptsList, SDModelItem, SDVaeItem, UpscalerItem)
 from sdui.engine import samplers
 from sdui.models.errors import ModelError
+from sdui.models.files import read_safetensors_header
+from sdui.networks.embeddings import Embedding, EmbeddingSet
+from sdui.networks.folders import NetworkFile
 
 _SECRET_FLAGS = ("api_auth", "gradio_auth")
 # Options sdui reports but fixes at start: name -> the flag that sets it.
 _READ_ONLY = {"samples_format": "--save-format", "samples_save": "--no-save", "outdir_samples": "--outputs-dir",
               "outdir_txt2img_samples": "--outputs-dir", "outdir_img2img_samples": "--outputs-dir",
-              "sd_vae": "(no VAE choice yet)", "sd_checkpoints_limit": "--models-in-memory"}
+              "sd_checkpoints_limit": "--models-in-memory"}
 
 
 def current_options(ctx: ApiContext) -> dict[str, Any]:
     """The A1111 options sdui knows, with their values now."""
     with ctx.lock:
-        checkpoint, clip_skip = ctx.checkpoint, ctx.clip_skip
+        checkpoint, clip_skip, vae = ctx.checkpoint, ctx.clip_skip, ctx.vae
     if checkpoint is None:
         try:
             checkpoint = ctx.manager.info(None).title
@@ -35,7 +39,7 @@ def current_options(ctx: ApiContext) -> dict[str, Any]:
     return {"sd_model_checkpoint": checkpoint, "CLIP_stop_at_last_layers": clip_skip,
             "samples_format": ctx.settings.save_format, "samples_save": not ctx.settings.no_save,
             "outdir_samples": "", "outdir_txt2img_samples": str(out / "txt2img-images"),
-            "outdir_img2img_samples": str(out / "img2img-images"), "sd_vae": "Automatic",
+            "outdir_img2img_samples": str(out / "img2img-images"), "sd_vae": vae,
             "sd_checkpoints_limit": ctx.settings.models_in_memory}
 
 
@@ -51,8 +55,12 @@ def update_options(ctx: ApiContext, update: OptionsUpdate) -> None:
     if "CLIP_stop_at_last_layers" in changes and (clip_skip is None or not 1 <= clip_skip <= 12):
         raise ApiError(400, f"CLIP_stop_at_last_layers must be between 1 and 12; got {clip_skip!r}",
                        "CLIP_stop_at_last_layers")
+    vae = resolve_vae(changes["sd_vae"], ctx.manager.extras.vaes, "sd_vae") if "sd_vae" in changes else None
     if "sd_model_checkpoint" in changes:
         set_default_checkpoint(ctx, changes["sd_model_checkpoint"])
+    if vae is not None:
+        with ctx.lock:
+            ctx.vae = vae
     if clip_skip is not None:
         with ctx.lock:
             ctx.clip_skip = clip_skip
@@ -85,6 +93,40 @@ def memory() -> MemoryResponse:
             "active": {"current": torch.cuda.memory_allocated(), "peak": torch.cuda.max_memory_allocated()},
             "reserved": {"current": torch.cuda.memory_reserved(), "peak": torch.cuda.max_memory_reserved()}}
     return MemoryResponse(ram=ram, cuda=cuda)
+
+
+def lora_item(file: NetworkFile) -> LoraItem:
+    """A1111's /loras entry: name, alias (`ss_output_name`), path and the file's safetensors metadata."""
+    metadata: dict[str, Any] = {}
+    if file.is_safetensors:
+        try:
+            metadata = dict(read_safetensors_header(file.path)[1])
+        except (ModelError, OSError):
+            metadata = {}
+    for key, value in metadata.items():  # kohya stores some values as JSON text, A1111 returns them parsed
+        if isinstance(value, str) and value[:1] in "{[":
+            try:
+                metadata[key] = json.loads(value)
+            except ValueError:
+                pass
+    return LoraItem(name=file.name, alias=str(metadata.get("ss_output_name") or file.name), path=str(file.path),
+                    metadata=metadata)
+
+
+def embeddings_response(embeddings: EmbeddingSet) -> EmbeddingsResponse:
+    """A1111's /embeddings: the ones that fit the current model and the skipped ones."""
+    def item(embedding: Embedding | None, reason: str | None = None) -> dict[str, Any]:
+        found = {"step": None, "sd_checkpoint": None, "sd_checkpoint_name": None, "shape": None, "vectors": None}
+        if embedding is not None:
+            found.update(step=embedding.step, sd_checkpoint=embedding.checkpoint,
+                         sd_checkpoint_name=embedding.checkpoint_name, vectors=embedding.n_vectors,
+                         shape=sum(int(v.shape[-1]) for v in embedding.vectors))  # SDXL: 768 + 1280, as A1111
+        if reason is not None:
+            found["reason"] = reason
+        return found
+
+    return EmbeddingsResponse(loaded={name: item(e) for name, e in embeddings.loaded.items()},
+                              skipped={name: item(None, reason) for name, reason in embeddings.skipped.items()})
 
 
 def add_info_routes(router: APIRouter, ctx: ApiContext) -> None:
@@ -137,7 +179,19 @@ def add_info_routes(router: APIRouter, ctx: ApiContext) -> None:
 
     @router.get("/sd-vae", response_model=list[SDVaeItem])
     def sd_vae() -> list[SDVaeItem]:
-        return []
+        return [SDVaeItem(model_name=Path(v.rel).name, filename=str(v.path)) for v in ctx.manager.extras.vaes.list()]
+
+    @router.post("/refresh-vae")
+    def refresh_vae() -> None:
+        ctx.manager.extras.refresh()
+
+    @router.get("/loras", response_model=list[LoraItem])
+    def loras() -> list[LoraItem]:
+        return [lora_item(f) for f in ctx.manager.extras.loras.list()]
+
+    @router.post("/refresh-loras")
+    def refresh_loras() -> None:
+        ctx.manager.extras.refresh()
 
     @router.get("/upscalers", response_model=list[UpscalerItem])
     def upscalers() -> list[UpscalerItem]:
@@ -145,7 +199,11 @@ def add_info_routes(router: APIRouter, ctx: ApiContext) -> None:
 
     @router.get("/embeddings", response_model=EmbeddingsResponse)
     def embeddings() -> EmbeddingsResponse:
-        return EmbeddingsResponse()
+        return embeddings_response(ctx.manager.embeddings(ctx.checkpoint))
+
+    @router.post("/refresh-embeddings")
+    def refresh_embeddings() -> None:
+        ctx.manager.extras.refresh()
 
     @router.get("/prompt-styles")
     def prompt_styles() -> list:

@@ -159,6 +159,13 @@ class SDVaeItem(BaseModel):
     filename: str
 
 
+class LoraItem(BaseModel):
+    name: str
+    alias: str
+    path: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
 class UpscalerItem(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
     name: str

@@ -67,7 +67,8 @@ def _run(ctx: ApiContext, req: Any, params: GenerationParams, owner: str) -> Ima
 
 def _defaults(ctx: ApiContext) -> dict[str, Any]:
     with ctx.lock:
-        return {"checkpoint": ctx.checkpoint, "clip_skip": ctx.clip_skip}
+        return {"checkpoint": ctx.checkpoint, "clip_skip": ctx.clip_skip, "vae": ctx.vae,
+                "vaes": ctx.manager.extras.vaes}
 
 
 def _add_generation_routes(router: APIRouter, ctx: ApiContext, owner_dep: Any) -> None:
