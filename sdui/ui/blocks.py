@@ -1,10 +1,10 @@
-"""The whole page: top bar, the five tabs, and the wiring between them (Send to…, Ctrl+Enter)."""
+"""The whole page: top bar, the five tabs, and the wiring between them (Send to…, Ctrl+Enter, card clicks)."""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from sdui.ui import img2img, inpaint, outpaint, pnginfo, topbar, txt2img
+from sdui.ui import img2img, inpaint, networks, outpaint, pnginfo, topbar, txt2img
 from sdui.ui import panel as panel_ui
 from sdui.ui import results as results_ui
 from sdui.ui.context import UIContext
@@ -36,12 +36,17 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
             png = pnginfo.build()
         topbar.bind(ctx, bar)
         for name, module in GENERATE_TABS.items():
-            module.bind(ctx, panels[name], bar.checkpoint)
-        pnginfo.bind(ctx, png, tabs, panels, bar.checkpoint)
+            module.bind(ctx, panels[name], bar)
+        pnginfo.bind(ctx, png, tabs, panels, bar)
         for source in panels.values():
             _bind_send_to(source, tabs, panels)
-        demo.load(None, js=CTRL_ENTER_JS)
+        demo.load(None, js=page_js(CTRL_ENTER_JS, networks.CARDS_JS))
     return demo
+
+
+def page_js(*scripts: str) -> str:
+    """One function for `demo.load(js=...)` that runs each `() => {...}` script once, when the page loads."""
+    return "() => {\n" + "".join(f"  ({script.strip()})();\n" for script in scripts) + "}"
 
 
 def _bind_send_to(source: panel_ui.Panel, tabs: gr.Tabs, panels: dict[str, panel_ui.Panel]) -> None:

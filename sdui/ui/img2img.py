@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import gradio as gr
 
 from sdui.params import GenerationParams, Mode, ResizeMode
 from sdui.ui import panel as panel_ui
-from sdui.ui import run
+from sdui.ui import networks, run
 from sdui.ui.context import UIContext
+from sdui.ui.topbar import TopBar
 
 
 def build(ctx: UIContext) -> panel_ui.Panel:
     """Lay out the tab (call inside gr.Tabs)."""
     with gr.Tab("img2img", id="img2img"):
-        return panel_ui.build("img2img", ctx.settings.outputs_dir, extras=_extras)
+        return panel_ui.build("img2img", ctx.settings.outputs_dir, extras=_extras,
+                              networks=partial(networks.build, ctx))
 
 
 def _extras() -> dict[str, Any]:
@@ -28,11 +31,11 @@ def _extras() -> dict[str, Any]:
     return {"init_image": image, "resize_mode": resize, "denoising_strength": strength}
 
 
-def bind(ctx: UIContext, panel: panel_ui.Panel, checkpoint: gr.Dropdown) -> None:
+def bind(ctx: UIContext, panel: panel_ui.Panel, bar: TopBar) -> None:
     """Wire Generate (api_name "img2img"), Interrupt, the panel buttons and size-follows-upload."""
     image = panel.fields["init_image"]
     panel_ui.bind_size_follows_picture(panel, image)
-    run.bind_tab(ctx, panel, checkpoint, "img2img", to_params)
+    run.bind_tab(ctx, panel, bar, "img2img", to_params)
 
 
 def to_params(fields: dict[str, Any]) -> GenerationParams:

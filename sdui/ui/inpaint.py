@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import gradio as gr
@@ -9,8 +10,9 @@ import gradio as gr
 from sdui.params import GenerationParams, MaskedContent, Mode
 from sdui.ui import editor
 from sdui.ui import panel as panel_ui
-from sdui.ui import run
+from sdui.ui import networks, run
 from sdui.ui.context import UIContext
+from sdui.ui.topbar import TopBar
 
 MASK_MODES = ["Inpaint masked", "Inpaint not masked"]
 INPAINT_AREAS = ["Whole picture", "Only masked"]
@@ -27,7 +29,8 @@ def mask_editor(elem_id: str, label: str) -> gr.ImageEditor:
 def build(ctx: UIContext) -> panel_ui.Panel:
     """Lay out the tab (call inside gr.Tabs)."""
     with gr.Tab("Inpaint", id="inpaint"):
-        return panel_ui.build("inpaint", ctx.settings.outputs_dir, extras=_extras)
+        return panel_ui.build("inpaint", ctx.settings.outputs_dir, extras=_extras,
+                              networks=partial(networks.build, ctx))
 
 
 def _extras() -> dict[str, Any]:
@@ -47,11 +50,11 @@ def _extras() -> dict[str, Any]:
             "inpaint_full_res": area, "inpaint_full_res_padding": padding, "denoising_strength": strength}
 
 
-def bind(ctx: UIContext, panel: panel_ui.Panel, checkpoint: gr.Dropdown) -> None:
+def bind(ctx: UIContext, panel: panel_ui.Panel, bar: TopBar) -> None:
     """Wire Generate (api_name "inpaint"), Interrupt, the panel buttons and size-follows-upload."""
     image = panel.extras["editor"]
     panel_ui.bind_size_follows_picture(panel, image)
-    run.bind_tab(ctx, panel, checkpoint, "inpaint", to_params)
+    run.bind_tab(ctx, panel, bar, "inpaint", to_params)
 
 
 def to_params(fields: dict[str, Any]) -> GenerationParams:

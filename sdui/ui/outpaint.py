@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import gradio as gr
@@ -10,8 +11,9 @@ from PIL import Image
 from sdui.params import SIZE_MAX, SIZE_MIN, GenerationParams, Mode, OutpaintFill
 from sdui.ui import editor
 from sdui.ui import panel as panel_ui
-from sdui.ui import run
+from sdui.ui import networks, run
 from sdui.ui.context import UIContext
+from sdui.ui.topbar import TopBar
 from sdui.ui.inpaint import mask_editor
 
 SIDES = ("left", "right", "up", "down")
@@ -22,7 +24,8 @@ STROKE_COLOR = (239, 68, 68, 160)
 def build(ctx: UIContext) -> panel_ui.Panel:
     """Lay out the tab (call inside gr.Tabs); the size sliders are hidden: the picture sets the size."""
     with gr.Tab("Outpaint", id="outpaint"):
-        return panel_ui.build("outpaint", ctx.settings.outputs_dir, extras=_extras, show_size=False)
+        return panel_ui.build("outpaint", ctx.settings.outputs_dir, extras=_extras, show_size=False,
+                              networks=partial(networks.build, ctx))
 
 
 def _extras() -> dict[str, Any]:
@@ -41,14 +44,14 @@ def _extras() -> dict[str, Any]:
             "denoising_strength": strength, "grown_preview": grown}
 
 
-def bind(ctx: UIContext, panel: panel_ui.Panel, checkpoint: gr.Dropdown) -> None:
+def bind(ctx: UIContext, panel: panel_ui.Panel, bar: TopBar) -> None:
     """Wire Generate (api_name "outpaint"), Interrupt, the panel buttons and the canvas preview."""
     image = panel.extras["editor"]
     sides = [panel.fields[f"outpaint_{side}"] for side in SIDES]
     # upload as well as change: a change can fire before the uploaded picture is in the editor's value.
     gr.on([image.upload, image.change, *(side.change for side in sides)], preview, [image, *sides],
           panel.extras["grown_preview"], queue=False, api_visibility="private", trigger_mode="always_last")
-    run.bind_tab(ctx, panel, checkpoint, "outpaint", to_params, skip=("grown_preview",))
+    run.bind_tab(ctx, panel, bar, "outpaint", to_params, skip=("grown_preview",))
 
 
 def to_params(fields: dict[str, Any]) -> GenerationParams:

@@ -1,4 +1,4 @@
-"""The shared parameter panel every tab is built from: prompts, sampler, size, seed, batch, buttons."""
+"""The shared parameter panel every tab is built from: prompts, extra networks, sampler, size, seed, batch, buttons."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 from PIL import Image
@@ -14,6 +14,9 @@ from PIL import Image
 from sdui.engine import samplers
 from sdui.params import BATCH_COUNT_MAX, BATCH_SIZE_MAX, SEED_MAX, SIZE_MAX, SIZE_MIN, STEPS_MAX, GenerationParams
 from sdui.ui import results as results_ui
+
+if TYPE_CHECKING:
+    from sdui.ui.networks import NetworksPanel
 
 _PARAM_FIELDS = {f.name: f for f in dataclasses.fields(GenerationParams)}
 
@@ -31,11 +34,13 @@ class Panel:
     random_seed: gr.Button
     reuse_seed: gr.Button
     extras: dict[str, gr.components.Component] = field(default_factory=dict)  # tab widgets that are not fields
+    networks: NetworksPanel | None = None  # the tab's extra networks panel, when it has one
 
 
 def build(tab: str, outputs_dir: Path, extras: Callable[[], dict[str, Any]] | None = None,
-          show_size: bool = True) -> Panel:
-    """Lay out a tab: prompt row on top, settings (with the tab's own `extras` first) left, results right.
+          show_size: bool = True, networks: Callable[[str], NetworksPanel] | None = None) -> Panel:
+    """Lay out a tab: prompt row on top, then `networks(tab)` (the extra networks panel), settings (with the
+    tab's own `extras` first) left, results right.
 
     `extras()` builds the tab's own widgets and returns them by name; names that are GenerationParams
     fields become panel fields, the others land in `Panel.extras`.
@@ -49,6 +54,9 @@ def build(tab: str, outputs_dir: Path, extras: Callable[[], dict[str, Any]] | No
         with gr.Column(scale=1, min_width=160):
             generate = gr.Button("Generate", variant="primary", elem_id=f"{tab}_generate")
             interrupt = gr.Button("Interrupt", variant="stop", elem_id=f"{tab}_interrupt")
+    network_panel = networks(tab) if networks else None
+    # A pasted infotext's `Lora hashes` (set by PNG info's Send to): finds a LoRA renamed since the image was made.
+    lora_hashes = gr.State({})
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             own = extras() if extras else {}
@@ -85,11 +93,12 @@ def build(tab: str, outputs_dir: Path, extras: Callable[[], dict[str, Any]] | No
     fields = {"prompt": prompt, "negative_prompt": negative, "sampler": sampler, "schedule": schedule,
               "steps": steps, "width": width, "height": height, "cfg_scale": cfg_scale, "seed": seed,
               "subseed": subseed, "subseed_strength": subseed_strength, "batch_count": batch_count,
-              "batch_size": batch_size}
+              "batch_size": batch_size, "lora_hashes": lora_hashes}
     fields.update({name: widget for name, widget in own.items() if name in _PARAM_FIELDS})
     return Panel(tab=tab, fields=fields, generate=generate, interrupt=interrupt, results=results,
                  swap_size=swap_size, random_seed=random_seed, reuse_seed=reuse_seed,
-                 extras={name: widget for name, widget in own.items() if name not in _PARAM_FIELDS})
+                 extras={name: widget for name, widget in own.items() if name not in _PARAM_FIELDS},
+                 networks=network_panel)
 
 
 def bind(panel: Panel) -> None:
@@ -134,6 +143,8 @@ def _coerce(name: str, value: Any) -> Any:
         return bool(value)
     if kind == "str" and value is None:
         return ""
+    if kind.startswith("dict") and value is None:
+        return {}
     return value
 
 

@@ -11,6 +11,7 @@ from sdui.models.errors import ModelNotFound
 from sdui.outputs.infotext import params_from_infotext, parse_infotext
 from sdui.outputs.read import read_infotext
 from sdui.ui import panel as panel_ui
+from sdui.ui import topbar
 from sdui.ui.context import UIContext
 
 SEND_TARGETS = ("txt2img", "img2img", "inpaint")
@@ -56,40 +57,58 @@ def read(image: str | None) -> tuple[str, list[list[str]]]:
     return text, [[str(key), str(value)] for key, value in parse_infotext(text).items()]
 
 
-def bind(ctx: UIContext, ui: PngInfo, tabs: gr.Tabs, panels: dict[str, panel_ui.Panel],
-         checkpoint: gr.Dropdown) -> None:
+def bind(ctx: UIContext, ui: PngInfo, tabs: gr.Tabs, panels: dict[str, panel_ui.Panel], bar: topbar.TopBar) -> None:
     """Wire reading (api_name "png_info"), the Send-to buttons and Regenerate."""
     # Queued so gr.Error shows a toast (Gradio 6 shows none for queue=False); no concurrency_id: they run at once.
     ui.image.change(read, ui.image, [ui.text, ui.table], api_name="png_info")
     for target, button in ui.send.items():
-        _bind_send(ctx, ui, button, tabs, panels[target], checkpoint)
-    _bind_send(ctx, ui, ui.regenerate, tabs, panels["txt2img"], checkpoint).success(
+        _bind_send(ctx, ui, button, tabs, panels[target], bar)
+    _bind_send(ctx, ui, ui.regenerate, tabs, panels["txt2img"], bar).success(
         None, js="() => { document.querySelector('#txt2img_generate').click(); }")
 
 
 def _bind_send(ctx: UIContext, ui: PngInfo, button: gr.Button, tabs: gr.Tabs, panel: panel_ui.Panel,
-               checkpoint: gr.Dropdown):
+               bar: topbar.TopBar):
     image_widget = image_input(panel)
-    outputs = [*panel.fields.values(), checkpoint, tabs] + ([image_widget] if image_widget is not None else [])
+    outputs = [*panel.fields.values(), *bar.fields.values(), tabs]
+    outputs += [image_widget] if image_widget is not None else []
 
     def send(text: str, image: str | None) -> dict[Any, Any]:
-        if not text:
-            raise gr.Error("No parameters to send: drop a picture made by sdui or AUTOMATIC1111 first")
-        try:
-            params = params_from_infotext(text)
-        except ValueError as e:
-            raise gr.Error(f"These parameters cannot be used: {e}") from e
-        updates: dict[Any, Any] = panel_ui.field_updates(panel, params)
+        updates, notes = infotext_updates(ctx, text, panel, bar)
+        for note in notes:
+            gr.Warning(note)
         updates[tabs] = gr.Tabs(selected=panel.tab)
-        title = checkpoint_title(ctx, params.checkpoint, parse_infotext(text).get("Model hash"))
-        if title:
-            updates[checkpoint] = title
         if image_widget is not None and image is not None:
             updates[image_widget] = image
         return updates
 
     return button.click(send, [ui.text, ui.image], outputs, api_visibility="private",
                         show_progress="hidden")
+
+
+def infotext_updates(ctx: UIContext, text: str, panel: panel_ui.Panel,
+                     bar: topbar.TopBar) -> tuple[dict[Any, Any], list[str]]:
+    """The widget values that show an infotext in `panel` (its `Lora hashes` too) and in the top bar (checkpoint
+    and VAE, when installed), and notes on what could not be shown; gr.Error when it cannot be used."""
+    if not text:
+        raise gr.Error("No parameters to send: drop a picture made by sdui or AUTOMATIC1111 first")
+    try:
+        params = params_from_infotext(text)
+    except ValueError as e:
+        raise gr.Error(f"These parameters cannot be used: {e}") from e
+    updates: dict[Any, Any] = panel_ui.field_updates(panel, params)
+    info, notes = parse_infotext(text), []
+    title = checkpoint_title(ctx, params.checkpoint, info.get("Model hash"))
+    if title:
+        updates[bar.checkpoint] = topbar.checkpoint_update(ctx, title)
+    if info.get("VAE"):
+        choice = topbar.vae_choice(ctx, str(info["VAE"]))
+        if choice:  # with the current choices: the file may have come after the page was built
+            updates[bar.vae] = gr.Dropdown(choices=topbar.vae_choices(ctx.manager.extras.vaes.list()), value=choice)
+        else:
+            notes.append(f"The picture's VAE '{info['VAE']}' is not in {ctx.settings.vae_dir}: the SD VAE setting "
+                         "was left as it is")
+    return updates, notes
 
 
 def image_input(panel: panel_ui.Panel) -> gr.components.Component | None:

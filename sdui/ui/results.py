@@ -1,4 +1,4 @@
-"""The results side of a tab: progress bar, live preview, gallery of saved files, infotext, send buttons."""
+"""The results side of a tab: progress bar, live preview, gallery of saved files, infotext, warnings, send buttons."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ import gradio as gr
 
 SEND_TARGETS = ("img2img", "inpaint", "outpaint")
 PROGRESS_CSS = ".sdui-progress-bar { width: 100%; height: 14px; accent-color: #f97316; }"
+WARNINGS_CSS = """
+.sdui-warnings { border: 1px solid #f59e0b; border-radius: 6px; padding: 6px 10px;
+  background: rgba(245, 158, 11, 0.1); }
+.sdui-warnings ul { margin: 0; padding-left: 1.2em; }
+"""
 
 
 @dataclass
@@ -19,7 +24,8 @@ class Results:
     preview: gr.Image
     gallery: gr.Gallery
     infotext: gr.Textbox
-    data: gr.JSON  # {"paths", "infotexts", "seeds"} of the last job: the API returns it, select reads it
+    warnings: gr.HTML  # what the last job could not apply (Result.warnings); empty when all was applied
+    data: gr.JSON  # {"paths", "infotexts", "seeds", "warnings"} of the last job: the API returns it, select reads it
     selected: gr.State  # index of the selected gallery image
     job: gr.State  # id of this session's last Job, so Interrupt reaches only it
     send: dict[str, gr.Button]
@@ -27,7 +33,8 @@ class Results:
     @property
     def outputs(self) -> list[gr.components.Component]:
         """Everything a generate handler may update, in one fixed list."""
-        return [self.progress, self.preview, self.gallery, self.infotext, self.data, self.selected, self.job]
+        return [self.progress, self.preview, self.gallery, self.infotext, self.data, self.warnings, self.selected,
+                self.job]
 
 
 def build(tab: str, outputs_dir: Path) -> Results:
@@ -38,12 +45,13 @@ def build(tab: str, outputs_dir: Path) -> Results:
     gallery = gr.Gallery(label="Output", format="png", columns=2, height=480, interactive=False,
                          elem_id=f"{tab}_gallery", object_fit="contain")
     infotext = gr.Textbox(label="Generation parameters", lines=4, interactive=False, elem_id=f"{tab}_infotext")
+    warnings = gr.HTML("", elem_id=f"{tab}_warnings", css_template=WARNINGS_CSS, js_on_load=None)
     data = gr.JSON(value=empty_data(), visible=False, label="Result data")
     with gr.Row():
         send = {target: gr.Button(f"Send to {target}", size="sm", elem_id=f"{tab}_send_to_{target}")
                 for target in SEND_TARGETS}
     gr.Markdown(f"Images are saved in `{outputs_dir}`", elem_id=f"{tab}_outputs_folder")
-    return Results(progress=progress, preview=preview, gallery=gallery, infotext=infotext, data=data,
+    return Results(progress=progress, preview=preview, gallery=gallery, infotext=infotext, warnings=warnings, data=data,
                    selected=gr.State(0), job=gr.State(None), send=send)
 
 
@@ -85,6 +93,14 @@ def progress_html(step: int, total: int, text: str) -> str:
     return f'<div class="sdui-progress">{bar}<div class="sdui-progress-text">{html.escape(text)}</div></div>'
 
 
+def warnings_html(warnings: list[str]) -> str:
+    """The list of what a job did not apply, each escaped; "" when there is nothing to say."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{html.escape(text)}</li>" for text in warnings)
+    return f'<div class="sdui-warnings"><strong>Warnings</strong><ul>{items}</ul></div>'
+
+
 def empty_data() -> dict[str, Any]:
-    return {"paths": [], "infotexts": [], "seeds": []}
+    return {"paths": [], "infotexts": [], "seeds": [], "warnings": []}
 

@@ -13,10 +13,12 @@ from sdui.jobs import FINISHED, Job, JobState
 from sdui.models.errors import ModelError
 from sdui.params import GenerationParams
 from sdui.ui.context import DEVICE_CONCURRENCY_ID, UIContext
+from sdui.ui import networks as networks_ui
 from sdui.ui import panel as panel_ui
 from sdui.ui import results as results_ui
 from sdui.ui.panel import Panel
-from sdui.ui.results import Results, progress_html
+from sdui.ui.results import Results, progress_html, warnings_html
+from sdui.ui.topbar import TopBar
 
 POLL_SECONDS = 0.2
 
@@ -28,7 +30,7 @@ def follow(ctx: UIContext, params: GenerationParams, owner: str, results: Result
     except ValueError as e:
         raise gr.Error(f"Cannot generate: {e}") from e
     yield {results.job: job.id, results.progress: progress_html(0, 0, "Queued…"),
-           results.preview: gr.update(value=None, visible=True)}
+           results.preview: gr.update(value=None, visible=True), results.warnings: ""}
     shown = None
     try:
         while (p := job.progress()).state not in FINISHED:
@@ -98,7 +100,9 @@ def _finished(job: Job, results: Results) -> dict:
     return {results.progress: progress_html(1, 1, text) if not result.interrupted else progress_html(0, 0, text),
             results.preview: gr.update(value=None, visible=False), results.gallery: items,
             results.infotext: result.infotexts[0] if result.infotexts else "",
-            results.data: {"paths": paths, "infotexts": list(result.infotexts), "seeds": list(result.seeds)},
+            results.warnings: warnings_html(result.warnings),
+            results.data: {"paths": paths, "infotexts": list(result.infotexts), "seeds": list(result.seeds),
+                           "warnings": list(result.warnings)},
             results.selected: 0, results.job: None}
 
 
@@ -118,14 +122,18 @@ def _loading_text(ctx: UIContext, job: Job) -> str:
     return "Starting…"
 
 
-def bind_tab(ctx: UIContext, panel: Panel, checkpoint: gr.Dropdown, api_name: str,
+def bind_tab(ctx: UIContext, panel: Panel, bar: TopBar, api_name: str,
              to_params: Callable[[dict[str, Any]], GenerationParams], skip: tuple[str, ...] = ()) -> None:
-    """Wire a tab's panel buttons, results, and Generate → `to_params(widget values by name)` → job queue.
+    """Wire a tab's panel buttons, extra networks, results, and Generate → `to_params(widget values by name)` →
+    job queue.
 
-    Every panel field and extra widget is an input (and a named API parameter) except those in `skip`.
+    Every panel field, extra widget and top bar field (checkpoint, VAE) is an input (and a named API parameter,
+    except the gr.State ones) but those in `skip`.
     """
     panel_ui.bind(panel)
     results_ui.bind(panel.results)
+    if panel.networks is not None:
+        networks_ui.bind(ctx, panel.networks, bar)
 
     def handler(request: gr.Request, **fields: Any) -> Iterator[dict]:
         try:
@@ -135,4 +143,4 @@ def bind_tab(ctx: UIContext, panel: Panel, checkpoint: gr.Dropdown, api_name: st
         yield from follow(ctx, params, request.session_hash or "", panel.results)
 
     extras = {name: widget for name, widget in panel.extras.items() if name not in skip}
-    bind_generate(ctx, panel, handler, api_name, {**panel.fields, **extras, "checkpoint": checkpoint})
+    bind_generate(ctx, panel, handler, api_name, {**panel.fields, **extras, **bar.fields})

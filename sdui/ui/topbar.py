@@ -1,12 +1,16 @@
-"""The top bar: checkpoint dropdown with refresh, model status, and the demo-model banner."""
+"""The top bar: checkpoint and SD VAE dropdowns with their refresh buttons, model status, the demo-model banner."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 import gradio as gr
 
-from sdui.models.errors import ModelError
+from sdui.models.errors import ModelError, ModelNotFound
+from sdui.models.extras import VAE_AUTOMATIC, VAE_NONE
 from sdui.models.tiny import DEMO_NAME
 from sdui.ui.context import UIContext
 
@@ -21,8 +25,15 @@ DEMO_BANNER = (
 class TopBar:
     checkpoint: gr.Dropdown
     refresh: gr.Button
+    vae: gr.Dropdown
+    refresh_vae: gr.Button
     status: gr.Markdown
     banner: gr.Markdown
+
+    @property
+    def fields(self) -> dict[str, gr.components.Component]:
+        """The GenerationParams fields the bar sets for every tab's Generate (read only then)."""
+        return {"checkpoint": self.checkpoint, "vae": self.vae}
 
 
 def build(ctx: UIContext) -> TopBar:
@@ -32,23 +43,62 @@ def build(ctx: UIContext) -> TopBar:
         checkpoint = gr.Dropdown(titles, value=_current(ctx, titles), label="Stable Diffusion checkpoint",
                                  elem_id="checkpoint", scale=4)
         refresh = gr.Button("🔄", elem_id="refresh_checkpoints", min_width=40, scale=0)
+        vae = gr.Dropdown(vae_choices(ctx.manager.extras.vaes.list()), value=VAE_AUTOMATIC, label="SD VAE",
+                          elem_id="sd_vae", scale=2)
+        refresh_vae = gr.Button("🔄", elem_id="refresh_vae", min_width=40, scale=0)
         status = gr.Markdown("", elem_id="model_status")
     banner = gr.Markdown(banner_text(ctx), visible=only_demo(ctx), elem_id="demo_banner")
-    return TopBar(checkpoint=checkpoint, refresh=refresh, status=status, banner=banner)
+    return TopBar(checkpoint=checkpoint, refresh=refresh, vae=vae, refresh_vae=refresh_vae, status=status,
+                  banner=banner)
 
 
 def bind(ctx: UIContext, bar: TopBar) -> None:
-    """Refresh re-scans the models folder; choosing a checkpoint says it loads with the next job."""
+    """Refresh re-scans the models (or VAE) folder; choosing a checkpoint says it loads with the next job."""
     def refresh(current: str | None):
         ctx.catalog.refresh()
         titles = _titles(ctx)
-        value = current if current in titles else _current(ctx, titles)
-        return (gr.Dropdown(choices=titles, value=value), gr.Markdown(banner_text(ctx), visible=only_demo(ctx)),
+        return (checkpoint_update(ctx, current), gr.Markdown(banner_text(ctx), visible=only_demo(ctx)),
                 f"Found {len(titles)} checkpoint(s)")
+
+    def refresh_vae(current: str | None):
+        choices = vae_choices(ctx.manager.extras.vaes.refresh())
+        return (gr.Dropdown(choices=choices, value=current if current in choices else VAE_AUTOMATIC),
+                f"Found {len(choices) - 2} VAE(s) in `{ctx.settings.vae_dir}`")
 
     bar.refresh.click(refresh, bar.checkpoint, [bar.checkpoint, bar.banner, bar.status], queue=False,
                       api_visibility="private")
-    bar.checkpoint.input(_status, bar.checkpoint, bar.status, queue=False, api_visibility="private")
+    bar.checkpoint.input(status_text, bar.checkpoint, bar.status, queue=False, api_visibility="private")
+    bar.refresh_vae.click(refresh_vae, bar.vae, [bar.vae, bar.status], queue=False, api_visibility="private")
+
+
+def vae_choices(files: Iterable) -> list[str]:
+    """"Automatic", "None", then each VAE by its file name (A1111's names; a repeated file name by its path)."""
+    return [VAE_AUTOMATIC, VAE_NONE, *(name for name in _vae_names(files).values()
+                                       if name not in (VAE_AUTOMATIC, VAE_NONE))]
+
+
+def vae_choice(ctx: UIContext, name: str) -> str | None:
+    """The dropdown choice for a VAE an infotext names (`VAE: name`), or None when it is not installed."""
+    folder = ctx.manager.extras.vaes
+    file = folder.find(name)
+    return None if file is None else _vae_names(folder.list()).get(file.rel)
+
+
+def _vae_names(files: Iterable) -> dict[str, str]:
+    """rel path -> the name the dropdown shows."""
+    files = list(files)
+    counts = Counter(PurePosixPath(f.rel).name for f in files)
+    return {f.rel: PurePosixPath(f.rel).name if counts[PurePosixPath(f.rel).name] == 1 else f.rel for f in files}
+
+
+def checkpoint_update(ctx: UIContext, current: str | None) -> gr.Dropdown:
+    """The checkpoint dropdown with the catalog's titles, still showing `current` when it is there."""
+    titles = _titles(ctx)
+    try:
+        value = ctx.catalog.find(current).title if current else None
+    except (ModelNotFound, ValueError):
+        value = None
+    return gr.Dropdown(choices=titles, value=value if value in titles else _current(ctx, titles))
 
 
 def only_demo(ctx: UIContext) -> bool:
@@ -61,7 +111,7 @@ def banner_text(ctx: UIContext) -> str:
     return DEMO_BANNER.format(ckpt_dir=ctx.settings.ckpt_dir)
 
 
-def _status(title: str | None) -> str:
+def status_text(title: str | None) -> str:
     return f"`{title}` loads when the next job starts…" if title else ""
 
 

@@ -65,3 +65,30 @@ def upload_to_editor(page, elem_id: str, path) -> None:
     upload(page, elem_id, path)
     page.wait_for_function(f"z => !document.querySelector('#{elem_id}').innerText.includes(z + '%')",
                            arg=empty_zoom)
+
+
+def choose_option(page, elem_id: str, option: str) -> None:
+    """Pick `option` in a dropdown the way a user does (open it, click the option), and wait until it shows."""
+    box = page.locator(f"#{elem_id} input")
+    box.click()
+    page.locator(f"#{elem_id}").get_by_role("option", name=option, exact=True).click()
+    page.wait_for_function("([el, v]) => el.value === v", arg=[box.element_handle(), option])
+
+
+def dropdown_options(page, elem_id: str) -> list[str]:
+    """The choices a dropdown offers (opens it, reads them, closes it)."""
+    page.locator(f"#{elem_id} input").click()
+    options = page.locator(f"#{elem_id} [role=option]")
+    options.first.wait_for()
+    names = [name.strip() for name in options.evaluate_all("els => els.map(e => e.getAttribute('aria-label'))")]
+    page.keyboard.press("Escape")
+    return names
+
+
+def save_with_parameters(image: Image.Image, path) -> None:
+    """Save a downloaded PNG again with its `parameters` text chunk (Pillow drops it otherwise)."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", image.info["parameters"])
+    image.save(path, pnginfo=info)

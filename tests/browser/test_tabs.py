@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from tests.browser.helpers import (editor_zoom, gallery_image, gradient_picture, open_tab, set_slider, upload,
-                                   upload_to_editor, wait_for_result)
+from tests.browser.helpers import (editor_zoom, gallery_image, gradient_picture, open_tab, save_with_parameters,
+                                   set_slider, upload, upload_to_editor, wait_for_result)
 
 
 def test_txt2img_prompt_and_steps_reach_the_saved_png(page, server, shots):
@@ -108,7 +108,7 @@ def test_png_info_shows_the_seed_and_sends_to_txt2img(page, shots, tmp_path):
     page.locator("#txt2img_generate").click()
     wait_for_result(page, "txt2img")
     path = tmp_path / "made.png"
-    gallery_image(page, "txt2img").save(path, pnginfo=_text_chunk(gallery_image(page, "txt2img")))
+    save_with_parameters(gallery_image(page, "txt2img"), path)
     page.reload()
     page.wait_for_selector("#txt2img_generate")
     open_tab(page, "PNG info")
@@ -130,10 +130,3 @@ def test_png_info_shows_the_seed_and_sends_to_txt2img(page, shots, tmp_path):
     again = gallery_image(page, "txt2img")
     assert np.array_equal(np.asarray(again.convert("RGB")), np.asarray(Image.open(path).convert("RGB")))
 
-
-def _text_chunk(image):
-    from PIL import PngImagePlugin
-
-    info = PngImagePlugin.PngInfo()
-    info.add_text("parameters", image.info["parameters"])
-    return info

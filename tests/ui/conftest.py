@@ -5,10 +5,13 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from sdui.models.catalog import Catalog, HashCache
 from sdui.models.tiny import DEMO_NAME
+from sdui.networks.folders import EMBEDDING_SUFFIXES, LORA_SUFFIXES, VAE_SUFFIXES, NetworkFolder
 from tests.ui.server import running_app
 
 USER, PASSWORD = "tester", "s3cret-pass"
@@ -32,3 +35,24 @@ def auth_server(tiny_model_dir, tmp_path_factory) -> Server:
     (ckpt_dir / f"{BROKEN_NAME}.safetensors").write_bytes((10**6).to_bytes(8, "little") + b'{"a":')
     with running_app(ckpt_dir, work, "--gradio-auth", f"{USER}:{PASSWORD}") as (url, outputs):
         yield Server(url, outputs, ckpt_dir)
+
+
+def listing_ctx(tmp_path: Path) -> SimpleNamespace:
+    """What the UI's listing code reads from a UIContext, over folders of files of any bytes (listing reads none):
+    Lora/ (detail, sub/style), embeddings/ (EasyNegative), VAE/ (vae-ft-mse, a/same, b/same), models/ (mine)."""
+    lora_dir, emb_dir, vae_dir, models = (tmp_path / d for d in ("Lora", "embeddings", "VAE", "models"))
+    for folder, files in ((lora_dir, ["detail.safetensors", "sub/style.pt", "notes.txt"]),
+                          (emb_dir, ["EasyNegative.safetensors"]),
+                          (vae_dir, ["vae-ft-mse.safetensors", "a/same.pt", "b/same.pt"]),
+                          (models, ["mine.safetensors"])):
+        for rel in files:
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_bytes(b"not read")
+    hashes = HashCache(tmp_path / "hashes.json")
+    extras = SimpleNamespace(loras=NetworkFolder([lora_dir], LORA_SUFFIXES, hashes),
+                             embeddings=NetworkFolder([emb_dir], EMBEDDING_SUFFIXES, hashes),
+                             vaes=NetworkFolder([vae_dir], VAE_SUFFIXES, hashes, diffusers_folders=True))
+    catalog = Catalog(models, tmp_path / "cache")
+    settings = SimpleNamespace(lora_dir=lora_dir, embeddings_dir=emb_dir, ckpt_dir=models, vae_dir=vae_dir)
+    manager = SimpleNamespace(extras=extras, info=lambda name: catalog.list()[0])
+    return SimpleNamespace(manager=manager, catalog=catalog, settings=settings)

@@ -48,7 +48,8 @@ def running_app(ckpt_dir: Path, work: Path, *extra: str,
     port = free_port()
     outputs = work / "outputs"
     log_path = work / "server.log"
-    args = [*launcher, "--port", str(port), "--ckpt-dir", str(ckpt_dir),
+    # --data-dir: the LoRA, embedding and VAE folders default to `work`'s, never the project's own.
+    args = [*launcher, "--port", str(port), "--data-dir", str(work), "--ckpt-dir", str(ckpt_dir),
             "--outputs-dir", str(outputs), "--cache-dir", str(work / "cache"), *extra]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(args, cwd=ROOT, env=app_env(), stdout=log, stderr=subprocess.STDOUT,

@@ -33,7 +33,7 @@ def picture(tmp_path_factory) -> Path:
 
 
 def _images(result) -> list[Image.Image]:
-    _progress, _preview, gallery, infotext, data = result
+    _progress, _preview, gallery, infotext, data, _warnings = result
     assert gallery, f"no images; infotext={infotext!r}"
     return [Image.open(item["image"]) for item in gallery]
 
@@ -51,6 +51,25 @@ def test_txt2img_returns_saved_pngs_with_parameters(client, auth_server):
     data = result[4]
     assert data["seeds"] == [1234, 1235] and result[3] == data["infotexts"][0]
     assert all(Path(p).is_file() and Path(p).is_relative_to(outputs) for p in data["paths"])
+
+
+def test_every_generate_endpoint_takes_the_top_bar_checkpoint_and_vae(client):
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    for name in ("/txt2img", "/img2img", "/inpaint", "/outpaint"):
+        parameters = {p["parameter_name"]: p for p in endpoints[name]["parameters"]}
+        assert {"checkpoint", "vae"} <= set(parameters), name
+        assert parameters["vae"]["parameter_default"] == "Automatic"
+        assert "lora_hashes" not in parameters  # a gr.State: set by PNG info's Send to, not an API parameter
+
+
+def test_txt2img_takes_the_vae_and_returns_what_it_did_not_apply(client):
+    result = client.predict(prompt="a kite <lora:missing:1>", vae="None", seed=9, api_name="/txt2img", **FAST)
+    (image,) = _images(result)
+    assert "VAE:" not in image.info["parameters"]  # "None": the checkpoint's own VAE
+    assert result[4]["warnings"] == ["LoRA 'missing' not found in the LoRA folders (by name): not applied"]
+    assert "LoRA &#x27;missing&#x27; not found" in result[5]
+    clean = client.predict(prompt="a kite", api_name="/txt2img", **FAST)
+    assert clean[4]["warnings"] == [] and clean[5] == "", "a job with nothing left out shows no warnings"
 
 
 def test_img2img_uses_the_uploaded_picture(client, picture):

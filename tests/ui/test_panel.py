@@ -127,3 +127,9 @@ def test_field_updates_show_params_in_an_inpaint_panel(tmp_path):
     assert updates["prompt"] == "p" and updates["steps"] == 9 and updates["seed"] == 77
     assert updates["mask_invert"] == "Inpaint not masked" and updates["inpaint_full_res"] == "Only masked"
     assert updates["masked_content"] == "fill" and updates["sampler"] == "DDIM"
+
+
+def test_the_top_bar_vae_and_the_pasted_lora_hashes_reach_the_params():
+    params = txt2img.to_params({**WIDGETS, "vae": "vae-ft-mse.safetensors", "lora_hashes": {"old": "0123456789ab"}})
+    assert params.vae == "vae-ft-mse.safetensors" and params.lora_hashes == {"old": "0123456789ab"}
+    assert txt2img.to_params({**WIDGETS, "lora_hashes": None}).lora_hashes == {}

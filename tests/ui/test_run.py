@@ -57,10 +57,11 @@ def finished_items(saved_paths: list[str]):
 
     params = GenerationParams(prompt="kept", width=64, height=64)
     result = Result(params=params, images=[Image.new("RGB", (8, 8)) for _ in range(2)], seeds=[5, 6],
-                    subseeds=[0, 0], infotexts=["kept\nSeed: 5", "kept\nSeed: 6"])
+                    subseeds=[0, 0], infotexts=["kept\nSeed: 5", "kept\nSeed: 6"],
+                    warnings=["LoRA 'gone' not found in the LoRA folders (by name): not applied"])
     job = SimpleNamespace(wait=lambda: result, save_error=None, saved_paths=saved_paths)
     results = SimpleNamespace(progress="progress", preview="preview", gallery="gallery", infotext="infotext",
-                              data="data", selected="selected", job="job")
+                              data="data", warnings="warnings", selected="selected", job="job")
     return _finished(job, results)
 
 
@@ -75,3 +76,9 @@ def test_saved_images_reach_the_gallery_as_their_files():
     update = finished_items(["/out/00001-5.png", "/out/00002-6.png"])
     assert update["gallery"] == ["/out/00001-5.png", "/out/00002-6.png"]
     assert update["data"]["paths"] == update["gallery"]
+
+
+def test_what_a_job_did_not_apply_is_shown_and_returned():
+    update = finished_items([])
+    assert "LoRA &#x27;gone&#x27; not found" in update["warnings"]
+    assert update["data"]["warnings"] == ["LoRA 'gone' not found in the LoRA folders (by name): not applied"]
