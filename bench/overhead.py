@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="sdui-bench-overhead-"))
     ensure_demo_model(work / "models")
     # The engine's own overhead, not the fast path's bf16 (bench/speed.py measures that): both sides plain fp32.
-    settings = Settings(ckpt_dir=work / "models", cache_dir=work / "cache", device="cpu", fast_path=False)
+    settings = Settings.for_data_dir(work, device="cpu", fast_path=False)
     manager = ModelManager(Catalog(work / "models", work / "cache"), settings)
     engine = Engine(manager)
     params = GenerationParams(prompt="a photo of an astronaut riding a horse", negative_prompt="blurry",

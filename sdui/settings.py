@@ -51,6 +51,11 @@ class Settings:
     def server_name(self) -> str:
         return "0.0.0.0" if self.listen else "127.0.0.1"
 
+    @classmethod
+    def for_data_dir(cls, data_dir: Path, **fields) -> Settings:
+        """Settings whose folders all sit in `data_dir` in A1111's layout; `fields` override any of them."""
+        return cls(data_dir=Path(data_dir), **{**data_layout(Path(data_dir)), **fields})
+
     @property
     def network_dirs(self) -> list[Path]:
         """Folders of extra networks and VAEs: never scanned for checkpoints."""

@@ -18,7 +18,7 @@ from tests.conftest import torch_threads
 def manager(tiny_model_dir, tmp_path_factory) -> ModelManager:
     cache = tmp_path_factory.mktemp("engine-cache")
     # Plain fp32 (no bf16 fast path) so results compare exactly; test_generate checks the fast path separately.
-    settings = Settings(ckpt_dir=tiny_model_dir, cache_dir=cache, device="cpu", fast_path=False)
+    settings = Settings.for_data_dir(cache, ckpt_dir=tiny_model_dir, device="cpu", fast_path=False)
     return ModelManager(Catalog(tiny_model_dir, cache), settings)
 
 
@@ -125,5 +125,5 @@ def sdxl_manager(tmp_path_factory) -> ModelManager:
     models = tmp_path_factory.mktemp("sdxl-models")
     build_tiny_sdxl().save_pretrained(models / "tiny-sdxl", safe_serialization=True)
     cache = tmp_path_factory.mktemp("sdxl-cache")
-    return ModelManager(Catalog(models, cache), Settings(ckpt_dir=models, cache_dir=cache, device="cpu",
-                                                        fast_path=False))
+    return ModelManager(Catalog(models, cache), Settings.for_data_dir(cache, ckpt_dir=models, device="cpu",
+                                                                      fast_path=False))

@@ -57,9 +57,7 @@ def data_dir(tmp_path_factory, tiny_model_dir):
 
 
 def _manager(data_dir, cache) -> ModelManager:
-    settings = Settings(data_dir=data_dir, ckpt_dir=data_dir / "models", lora_dir=data_dir / "models" / "Lora",
-                        lyco_dir=data_dir / "models" / "LyCORIS", vae_dir=data_dir / "models" / "VAE",
-                        embeddings_dir=data_dir / "embeddings", cache_dir=cache, device="cpu", fast_path=False)
+    settings = Settings.for_data_dir(data_dir, cache_dir=cache, device="cpu", fast_path=False)
     return ModelManager(Catalog(settings.ckpt_dir, cache, exclude=settings.network_dirs), settings)
 
 
@@ -265,3 +263,31 @@ def test_changing_loras_under_compile_recompiles_nothing_and_the_graph_sees_the_
     assert compiled_graphs == 1, f"{compiled_graphs} graphs for three LoRA sets"
     assert all(_same(a, engine.run(small(prompt=p)).images[0])
                for a, p in zip(images, ("<lora:style:1>", "<lora:other:1>", "x")))
+
+
+def test_sdxl_loras_and_clip_l_clip_g_embeddings_through_the_engine(sdxl_manager, tmp_path):
+    """SDXL: a kohya LoRA with lora_te1_/lora_te2_ and LDM UNet names, a clip_l + clip_g embedding; an SD1 LoRA
+    is reported, not applied."""
+    from tests.engine.conftest import build_tiny_sdxl
+
+    settings = Settings.for_data_dir(tmp_path, ckpt_dir=sdxl_manager.settings.ckpt_dir, device="cpu", fast_path=False)
+    engine = Engine(ModelManager(Catalog(settings.ckpt_dir, tmp_path / "cache"), settings))
+    xl = build_tiny_sdxl()
+    settings.lora_dir.mkdir(parents=True)
+    settings.embeddings_dir.mkdir()
+    lora_files.write_kohya_lora(settings.lora_dir / "xl.safetensors", xl, rank=4, seed=5, std=0.3)
+    lora_files.write_kohya_lora(settings.lora_dir / "sd1.safetensors", build_tiny_pipeline(), rank=4, seed=6)
+    clip_l, clip_g = embedding_files.vectors(2, 32, seed=8) * 50, embedding_files.vectors(2, 32, seed=9) * 50
+    embedding_files.write_sdxl_safetensors(settings.embeddings_dir / "xl-one.safetensors", clip_l, clip_g)
+    embedding_files.write_sdxl_safetensors(settings.embeddings_dir / "xl-two.safetensors", clip_l, clip_g)
+    embedding_files.write_emb_params_safetensors(settings.embeddings_dir / "sd1-only.safetensors", clip_l)
+    plain = engine.run(small()).images[0]
+    lora = engine.run(small(prompt="a photo of a cat <lora:xl:1>"))
+    assert not _same(lora.images[0], plain) and lora.warnings == [] and 'Lora hashes: "xl: ' in lora.infotexts[0]
+    sd1 = engine.run(small(prompt="a photo of a cat <lora:sd1:1>"))
+    assert _same(sd1.images[0], plain) and "LoRA 'sd1'" in sd1.warnings[0]
+    one, two = (engine.run(small(prompt=f"a photo of a {name} cat")) for name in ("xl-one", "xl-two"))
+    assert _same(one.images[0], two.images[0]) and not _same(one.images[0], plain)
+    assert "TI hashes" in one.infotexts[0]
+    assert "sd1-only" in engine.manager.embeddings().skipped
+    assert "xl-one" in engine.manager.embeddings().loaded

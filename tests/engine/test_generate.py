@@ -217,7 +217,7 @@ def test_engine_runs_a_fast_path_pipeline_under_its_autocast(tiny_model_dir, tmp
     from sdui.models.manager import ModelManager, Task
     from sdui.settings import Settings
 
-    settings = Settings(ckpt_dir=tiny_model_dir, cache_dir=tmp_path, device="cpu")
+    settings = Settings.for_data_dir(tmp_path, ckpt_dir=tiny_model_dir, device="cpu")
     manager = ModelManager(Catalog(tiny_model_dir, tmp_path), settings)
     threads = torch.get_num_threads()
     try:

@@ -109,8 +109,8 @@ def inpaint_engine(tmp_path_factory) -> Engine:
     models = tmp_path_factory.mktemp("inpaint-models")
     save_tiny_model(models / "tiny-inpainting", in_channels=9)
     cache = tmp_path_factory.mktemp("inpaint-cache")
-    manager = ModelManager(Catalog(models, cache), Settings(ckpt_dir=models, cache_dir=cache, device="cpu",
-                                                                      fast_path=False))
+    manager = ModelManager(Catalog(models, cache), Settings.for_data_dir(cache, ckpt_dir=models, device="cpu",
+                                                                         fast_path=False))
     return Engine(manager)
 
 

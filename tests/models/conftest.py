@@ -37,4 +37,4 @@ def models_dir(tmp_path, tiny_single_files) -> Path:
 
 @pytest.fixture
 def cpu_settings(tmp_path) -> Settings:
-    return Settings(ckpt_dir=tmp_path / "models", cache_dir=tmp_path / "cache", device="cpu")
+    return Settings.for_data_dir(tmp_path, device="cpu")
