@@ -12,17 +12,10 @@ from sdui.models.errors import BrokenModel, UnrecognizedModel, UnsafeModel
 from sdui.models.tokenizer import load_tokenizer
 from sdui.networks.embeddings import Embedding, EmbeddingSet, read_embedding_file
 from sdui.networks.folders import EMBEDDING_SUFFIXES, NetworkFolder
-from tests.conftest import torch_threads
 from tests.networks.embedding_files import (vectors, write_a1111_parameter_dict_pt, write_a1111_pt, write_corrupt,
                                             write_diffusers_bin, write_diffusers_safetensors,
                                             write_emb_params_safetensors, write_pickle_with_code,
                                             write_sdxl_safetensors)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    with torch_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")

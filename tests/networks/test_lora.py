@@ -13,35 +13,16 @@ from safetensors.torch import save_file
 from sdui.models import fast
 from sdui.models.errors import BrokenModel, UnrecognizedModel, UnsafeModel
 from sdui.models.layout import save_single_file
-from sdui.models.tiny import build_tiny_pipeline
 from sdui.networks import lora as lora_module
 from sdui.networks import patch as patch_module
 from sdui.networks.lora import make_weight_cp, read_lora
 from sdui.networks.patch import LoraPatcher, LoraUse
 from sdui.settings import Settings
-from tests.conftest import torch_threads
-from tests.engine.conftest import build_tiny_sdxl
 from tests.networks import lora_files as lf
 
 ATTN = "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q"
 CONV = "down_blocks.0.resnets.0.conv1"
 TE_Q = "encoder.layers.0.self_attn.q_proj"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return build_tiny_pipeline()
-
-
-@pytest.fixture(scope="module")
-def tiny_xl():
-    return build_tiny_sdxl()
 
 
 @pytest.fixture

@@ -13,16 +13,9 @@ from safetensors.torch import save_file
 from sdui.models.errors import BrokenModel, ModelNotFound, UnrecognizedModel, UnsafeModel, WrongFamily
 from sdui.networks.vae import (MAX_STD_RATIO, MIN_CORRELATION, check_latent_space, compare_latents, probe_picture,
                                read_vae, vae_beside)
-from tests.conftest import torch_threads
 from tests.networks.vae_files import (SD1_ARCHITECTURE, SDXL_ARCHITECTURE, finetuned, ldm_state_dict, same_weights,
                                       sd1_vae, sdxl_vae, wide_latent_vae, write_diffusers_folder, write_ldm_pickle,
                                       write_ldm_safetensors)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    with torch_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")
