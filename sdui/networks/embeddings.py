@@ -22,6 +22,7 @@ from sdui.models.files import load_pickle_state_dict, read_safetensors_header, u
 from sdui.networks.folders import NetworkFile
 
 MAX_VECTORS = 75  # a prompt chunk's tokens: an embedding is never split across two chunks
+MAX_EMBEDDING_BYTES = 64 * 2**20  # real ones are kilobytes; bigger files are checkpoints or LoRAs put here by mistake
 SINGLE = "emb_params"  # the key of the one vector set of an SD1/SD2 embedding, whatever its file called it
 SDXL_KEYS = ("clip_l", "clip_g")  # SDXL's first (CLIP ViT-L) and second (OpenCLIP bigG) text encoder
 REFINER_WIDTH = 1280  # only SDXL's second text encoder, the refiner's one, is this wide
@@ -58,6 +59,10 @@ class Embedding:
 def read_embedding_file(path: Path) -> EmbeddingData:
     """Read an embedding file (A1111 .pt, .safetensors, diffusers .bin); ModelError subclasses name the file."""
     path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_EMBEDDING_BYTES:
+        raise UnrecognizedModel(f"{path}: {size / 2**20:.0f} MB is far more than any embedding (at most "
+                                f"{MAX_EMBEDDING_BYTES // 2**20} MB): is it a checkpoint or a LoRA?", path)
     if path.suffix.lower() == ".safetensors":
         obj = _load_safetensors(path)
     else:

@@ -73,6 +73,11 @@ def test_broken_and_hostile_files_raise_naming_the_file(tmp_path):
     torch.save({"a": torch.zeros(2), "b": torch.zeros(2)}, tmp_path / "two.bin")
     with pytest.raises(UnrecognizedModel, match="two.bin: not an embedding: it holds a, b"):
         read_embedding_file(tmp_path / "two.bin")
+    huge = tmp_path / "huge.safetensors"
+    with huge.open("wb") as f:  # sparse: 65 MB on paper, nothing read
+        f.truncate(65 * 2**20)
+    with pytest.raises(UnrecognizedModel, match="huge.safetensors: 65 MB is far more than any embedding"):
+        read_embedding_file(huge)
     torch.save({"emb_params": torch.zeros(2, 3, 4)}, tmp_path / "cube.pt")
     with pytest.raises(BrokenModel, match=r"cube.pt: emb_params has shape \[2, 3, 4\]"):
         read_embedding_file(tmp_path / "cube.pt")
