@@ -59,6 +59,7 @@ def update_options(ctx: ApiContext, update: OptionsUpdate) -> None:
     if "sd_model_checkpoint" in changes:
         set_default_checkpoint(ctx, changes["sd_model_checkpoint"])
     if vae is not None:
+        ctx.manager.check_vae(vae, ctx.checkpoint)  # as A1111 loads it when set: a misfit is refused now, not later
         with ctx.lock:
             ctx.vae = vae
     if clip_skip is not None:

@@ -67,8 +67,12 @@ class LoraChoice:
     """The LoRAs a job's tags found, the `Lora hashes` infotext entries and what could not be applied."""
 
     uses: list[LoraUse] = field(default_factory=list)
-    hashes: list[str] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)  # one `name: hash` per use, in order
     warnings: list[str] = field(default_factory=list)
+
+    def hashes_of(self, applied: tuple[LoraUse, ...]) -> str:
+        """A1111's `Lora hashes` value for the uses the patcher applied (a refused LoRA is not named)."""
+        return ", ".join(h for use, h in zip(self.uses, self.hashes) if h and any(use is a for a in applied))
 
 
 @dataclass
@@ -119,13 +123,13 @@ class ExtraNetworks:
             for setting in tag.unknown_settings:
                 choice.warnings.append(f"{tag.text}: the setting {setting!r} (an extension's) is not supported: "
                                        "ignored")
-            file = self.find_lora(tag.name, known_hashes.get(tag.name))
+            file, by_hash = self.find_lora(tag.name, known_hashes.get(tag.name))
             if file is None:
                 where = " or by its hash" if tag.name in known_hashes else ""
                 choice.warnings.append(f"LoRA '{tag.name}' not found in the LoRA folders (by name{where}): "
                                        "not applied")
                 continue
-            if file.name != tag.name and file.name.lower() != tag.name.lower():
+            if by_hash:
                 choice.warnings.append(f"LoRA '{tag.name}' not found by name: used '{file.rel}', which has its hash")
             network = self.read_lora(file)
             if network.embeddings:
@@ -133,18 +137,17 @@ class ExtraNetworks:
                                        ", which sdui does not use yet: their names are encoded as plain words")
             choice.uses.append(LoraUse(network=network, te=tag.te, unet=tag.unet, dyn=tag.dyn, label=tag.name))
             short = _lora_short_hash(file, network)
-            if short:
-                choice.hashes.append(f"{tag.name.translate(_SYMBOLS)}: {short}")
+            choice.hashes.append(f"{tag.name.translate(_SYMBOLS)}: {short}" if short else "")
         return choice
 
-    def find_lora(self, name: str, short_hash: str | None = None) -> NetworkFile | None:
-        """A LoRA file by file name, then by its `ss_output_name` alias, then by hash."""
+    def find_lora(self, name: str, short_hash: str | None = None) -> tuple[NetworkFile | None, bool]:
+        """A LoRA file by file name, then by its `ss_output_name` alias, then by hash; and whether by hash."""
         file = self.loras.find(name)
         if file is None:
             file = next((f for f in self.loras.list() if f.is_safetensors and _alias(f) == name), None)
         if file is None and short_hash:
-            file = self.loras.find_by_hash(short_hash)
-        return file
+            return self.loras.find_by_hash(short_hash), True
+        return file, False
 
     def read_lora(self, file: NetworkFile) -> LoraNetwork:
         try:

@@ -104,6 +104,11 @@ class ModelManager:
                           params, own_vae=entry.base.vae) as job:
                 yield job
 
+    def check_vae(self, setting: str, checkpoint: str | None = None) -> None:
+        """Raise what a job would (WrongFamily, a broken file) for this `sd_vae` with this checkpoint (loads both)."""
+        entry = self._entry(self.info(checkpoint))
+        self.extras.vae_choice(setting, entry.info, entry.base.vae)
+
     def embeddings(self, checkpoint: str | None = None) -> EmbeddingSet:
         """The embeddings that fit a checkpoint's text encoders (loading it if needed), and the skipped ones."""
         entry = self._entry(self.info(checkpoint))

@@ -57,8 +57,9 @@ def open_job(pipe, info: CheckpointInfo, scheduler_config: dict, patcher: LoraPa
     embeddings = extras.embedding_set(info.filename, pipe)
     warnings += skipped_embedding_warnings(embeddings, prompt + "\n" + negative)
     infotext = dict(vae.infotext)
-    if loras.hashes:
-        infotext["Lora hashes"] = ", ".join(loras.hashes)
+    lora_hashes = loras.hashes_of(patcher.applied)
+    if lora_hashes:
+        infotext["Lora hashes"] = lora_hashes
     original_vae, original_scheduler = pipe.vae, pipe.scheduler
     if vae.module is not None:
         pipe.vae = vae.module

@@ -63,6 +63,7 @@ class LoraPatcher:
         self._backups: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # tensor key -> (tensor, its copy)
         self._uses: tuple[LoraUse, ...] = ()
         self._warnings: list[str] = []
+        self.applied: tuple[LoraUse, ...] = ()  # the uses of the last apply that changed weights (not refused)
 
     @property
     def index(self) -> dict[str, Layer]:
@@ -79,12 +80,16 @@ class LoraPatcher:
         """Make the weights original + the sum of `uses`' deltas; return warnings. The same uses again: no work."""
         uses = tuple(use for use in uses if use.te or use.unet)
         if _same(uses, self._uses):
+            self.applied = tuple(new for new, old in zip(uses, self._uses) if any(old is a for a in self.applied))
             return list(self._warnings)
         warnings: list[str] = []
         plan: dict[str, list[_Change]] = {}
+        applied = []
         for use in uses:
             changes, found = self._plan(use)
             warnings += found
+            if changes:
+                applied.append(use)
             for change in changes:
                 plan.setdefault(f"{change.layer.component}:{change.layer.module_name}.{change.role}", []).append(change)
         try:
@@ -93,7 +98,7 @@ class LoraPatcher:
         except BaseException:
             self.restore()  # never leave the model half-patched
             raise
-        self._uses, self._warnings = uses, warnings
+        self._uses, self._warnings, self.applied = uses, warnings, tuple(applied)
         self.fuse_count += 1
         return list(warnings)
 
@@ -103,7 +108,7 @@ class LoraPatcher:
         with torch.no_grad():
             for key in list(self._backups):
                 self._put_back(key)
-        self._uses, self._warnings = (), []
+        self._uses, self._warnings, self.applied = (), [], ()
 
     def release(self) -> None:
         """Free the spare backup memory that `keep_buffers` holds (the fused weights' own backups stay)."""
