@@ -15,8 +15,10 @@ def build_services(settings: Settings) -> UIContext:
     from sdui.jobs import JobQueue
     from sdui.models.catalog import Catalog
     from sdui.models.manager import ModelManager
+    from sdui.models.memory import tune_allocator
     from sdui.outputs.save import OutputWriter
 
+    tune_allocator()  # before the first model is loaded: see sdui/models/memory.py
     catalog = Catalog(settings.ckpt_dir, settings.cache_dir, exclude=settings.network_dirs)
     manager = ModelManager(catalog, settings)
     manager.on_status = lambda message: print(f"sdui: {message}", flush=True)

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
-import ctypes.util
-import gc
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -28,6 +25,7 @@ from sdui.models.errors import ModelNotFound
 from sdui.models.extras import ExtraNetworks
 from sdui.models.fast import apply_fast_path, tune_vae
 from sdui.models.load import load_pipeline, model_bytes, place
+from sdui.models.memory import release_memory
 from sdui.models.prepared import PreparedJob, open_job, patcher_for
 from sdui.networks.embeddings import EmbeddingSet
 from sdui.networks.patch import LoraPatcher
@@ -240,21 +238,6 @@ class ModelManager:
     def _status(self, text: str) -> None:
         if self.on_status is not None:
             self.on_status(text)
-
-
-def release_memory(device: torch.device | None = None) -> None:
-    """Collect garbage and hand freed heap back to the OS (glibc keeps it otherwise); empty the CUDA cache."""
-    gc.collect()
-    libc_name = ctypes.util.find_library("c")
-    if libc_name:
-        try:
-            libc = ctypes.CDLL(libc_name)
-            if hasattr(libc, "malloc_trim"):
-                libc.malloc_trim(0)
-        except OSError:
-            pass  # not glibc: nothing to trim
-    if device is not None and device.type == "cuda" and torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def _task(task: Task | str) -> Task:
