@@ -102,14 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="base folder of models/, embeddings/, outputs/ and cache/ (default: the sdui folder)")
     paths.add_argument("--ckpt-dir", type=Path, default=None,
                        help="checkpoints, subfolders included (default: <data-dir>/models, network folders excluded)")
-    paths.add_argument("--lora-dir", type=Path, default=None, help="LoRA/LyCORIS files (default: <data-dir>/models/Lora)")
+    paths.add_argument("--lora-dir", type=Path, default=None,
+                       help="LoRA/LyCORIS files (default: <data-dir>/models/Lora)")
     paths.add_argument("--lyco-dir-backcompat", dest="lyco_dir", type=Path, default=None,
                        help="more LoRA/LyCORIS files (default: <data-dir>/models/LyCORIS)")
-    paths.add_argument("--vae-dir", type=Path, default=None, help="VAE files and folders (default: <data-dir>/models/VAE)")
+    paths.add_argument("--vae-dir", type=Path, default=None,
+                       help="VAE files and folders (default: <data-dir>/models/VAE)")
     paths.add_argument("--embeddings-dir", type=Path, default=None,
                        help="textual-inversion embeddings (default: <data-dir>/embeddings)")
-    paths.add_argument("--outputs-dir", type=Path, default=None, help="generated images (default: <data-dir>/outputs)")
-    paths.add_argument("--cache-dir", type=Path, default=None, help="hashes and compiled kernels (default: <data-dir>/cache)")
+    paths.add_argument("--outputs-dir", type=Path, default=None,
+                       help="generated images (default: <data-dir>/outputs)")
+    paths.add_argument("--cache-dir", type=Path, default=None,
+                       help="hashes and compiled kernels (default: <data-dir>/cache)")
     paths.add_argument("--save-format", choices=["png", "jpg", "webp"], default="png")
     paths.add_argument("--no-save", action="store_true", help="keep images in memory only")
     hw = p.add_argument_group("device and memory")

@@ -1,1 +1,2 @@
-"""Models: catalog of checkpoints, probing, offline loading, load-time tuning (fast path), the tiny demo model and the manager."""
+"""Models: checkpoint catalog, probing, offline loading, load-time tuning (fast path), the tiny demo model, the
+manager and what it prepares per job (VAE, LoRAs, embeddings)."""

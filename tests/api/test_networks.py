@@ -306,7 +306,8 @@ def test_sd_vae_lists_the_vae_folder_and_the_option_is_automatic(api_server, fil
     try:
         assert len(requests.get(api_server.api("sd-vae"), timeout=30).json()) == 2
         assert requests.post(api_server.api("refresh-vae"), timeout=30).status_code == 200
-        assert "late.safetensors" in [v["model_name"] for v in requests.get(api_server.api("sd-vae"), timeout=30).json()]
+        listed = requests.get(api_server.api("sd-vae"), timeout=30).json()
+        assert "late.safetensors" in [v["model_name"] for v in listed]
     finally:
         late.unlink()
         requests.post(api_server.api("refresh-vae"), timeout=30)

@@ -23,7 +23,7 @@ from PIL import Image
 from sdui.engine.result import Result
 from sdui.outputs.infotext import format_infotext, params_from_infotext, parse_infotext
 from sdui.outputs.read import read_infotext
-from sdui.outputs.save import OutputWriter, SaveError, next_number
+from sdui.outputs.save import OutputWriter, next_number
 from sdui.params import GenerationParams, Mode
 
 REPO = Path(__file__).resolve().parents[2]
