@@ -22,6 +22,7 @@ from sdui.engine.samplers import build_scheduler
 from sdui.models.fast import autocast_context
 from sdui.models.manager import Task
 from sdui.networks.embeddings import EmbeddingSet
+from sdui.networks.tags import hash_entry_name
 from sdui.outputs.infotext import format_infotext
 from sdui.params import GenerationParams, Mode
 
@@ -164,7 +165,7 @@ def ti_hashes(embeddings: EmbeddingSet, used: set[str]) -> str:
     for name in sorted(used):
         file = embeddings.loaded[name].file
         if file is not None:
-            entries.append(f"{name.translate(str.maketrans('', '', ':,'))}: {file.hash[:12]}")
+            entries.append(f"{hash_entry_name(name)}: {file.hash[:12]}")
     return ", ".join(entries)
 
 

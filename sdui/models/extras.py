@@ -23,7 +23,7 @@ from sdui.networks.embeddings import EmbeddingSet
 from sdui.networks.folders import (EMBEDDING_SUFFIXES, LORA_SUFFIXES, VAE_SUFFIXES, NetworkFile, NetworkFolder)
 from sdui.networks.lora import LoraNetwork, read_lora
 from sdui.networks.patch import LoraUse
-from sdui.networks.tags import NetworkTag
+from sdui.networks.tags import NetworkTag, hash_entry_name
 from sdui.networks.vae import check_latent_space, read_vae, vae_beside
 from sdui.settings import Settings
 
@@ -31,7 +31,6 @@ LORA_FILES_CACHED = 8
 EMBEDDING_FILES_CACHED = 512
 VAES_CACHED = 2
 VAE_AUTOMATIC, VAE_NONE = "Automatic", "None"
-_SYMBOLS = str.maketrans("", "", ":,")  # A1111 drops these from names inside `Lora hashes` / `TI hashes`
 
 
 class FileCache:
@@ -56,10 +55,6 @@ class FileCache:
             while len(self._items) > self.limit:
                 self._items.popitem(last=False)
         return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
 
 
 @dataclass
@@ -137,7 +132,7 @@ class ExtraNetworks:
                                        ", which sdui does not use yet: their names are encoded as plain words")
             choice.uses.append(LoraUse(network=network, te=tag.te, unet=tag.unet, dyn=tag.dyn, label=tag.name))
             short = _lora_short_hash(file, network)
-            choice.hashes.append(f"{tag.name.translate(_SYMBOLS)}: {short}" if short else "")
+            choice.hashes.append(f"{hash_entry_name(tag.name)}: {short}" if short else "")
         return choice
 
     def find_lora(self, name: str, short_hash: str | None = None) -> tuple[NetworkFile | None, bool]:

@@ -41,6 +41,14 @@ def strip_tags(prompt: str, field: str = "prompt") -> tuple[str, list[NetworkTag
     return TAG.sub(take, prompt), tags
 
 
+def hash_entry_name(name: str) -> str:
+    """A network's name as A1111 writes it inside `Lora hashes` / `TI hashes` (without `:` and `,`)."""
+    return name.translate(_HASH_SYMBOLS)
+
+
+_HASH_SYMBOLS = str.maketrans("", "", ":,")
+
+
 def _parse(kind: str, args: str, text: str, field: str) -> NetworkTag:
     items = args.split(":")
     positional = [item.strip() for item in items if "=" not in item]
