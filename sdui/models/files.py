@@ -36,6 +36,14 @@ class ModelCheckpoint:
 Shapes = dict[str, tuple[int, ...]]
 
 
+def refuse_oversized(path: Path, limit: int, what: str, hint: str) -> None:
+    """UnrecognizedModel before any read when `path` (a file, or a folder's files) is bigger than any `what` is."""
+    size = sum(f.stat().st_size for f in path.iterdir() if f.is_file()) if path.is_dir() else path.stat().st_size
+    if size > limit:
+        raise UnrecognizedModel(f"{path}: {size / 2**20:,.0f} MiB is too big for {what} (at most "
+                                f"{limit / 2**20:,.0f} MiB): {hint}", path)
+
+
 def read_safetensors_header(path: Path) -> tuple[Shapes, dict[str, str]]:
     """Validate a .safetensors header against the file size; return tensor shapes and metadata."""
     size = path.stat().st_size

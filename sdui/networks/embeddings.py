@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from sdui.models.errors import BrokenModel, ModelError, UnrecognizedModel
-from sdui.models.files import load_pickle_state_dict, read_safetensors_header, unsafe_globals
+from sdui.models.files import load_pickle_state_dict, read_safetensors_header, refuse_oversized, unsafe_globals
 from sdui.networks.folders import NetworkFile
 
 MAX_VECTORS = 75  # a prompt chunk's tokens: an embedding is never split across two chunks
@@ -59,10 +59,7 @@ class Embedding:
 def read_embedding_file(path: Path) -> EmbeddingData:
     """Read an embedding file (A1111 .pt, .safetensors, diffusers .bin); ModelError subclasses name the file."""
     path = Path(path)
-    size = path.stat().st_size
-    if size > MAX_EMBEDDING_BYTES:
-        raise UnrecognizedModel(f"{path}: {size / 2**20:.0f} MB is far more than any embedding (at most "
-                                f"{MAX_EMBEDDING_BYTES // 2**20} MB): is it a checkpoint or a LoRA?", path)
+    refuse_oversized(path, MAX_EMBEDDING_BYTES, "an embedding", "is it a checkpoint or a LoRA?")
     if path.suffix.lower() == ".safetensors":
         obj = _load_safetensors(path)
     else:

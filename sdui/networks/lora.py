@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 from sdui.models.errors import BrokenModel, UnrecognizedModel
-from sdui.models.files import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, load_pickle_state_dict, read_safetensors_header
+from sdui.models.files import (PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, load_pickle_state_dict, read_safetensors_header,
+                               refuse_oversized)
 
 MAX_LORA_BYTES = 4 * 2**30  # refused before reading; a smaller checkpoint is caught by its keys
 CHECKPOINT_PREFIXES = ("model.diffusion_model.", "first_stage_model.", "cond_stage_model.", "conditioner.")
@@ -150,10 +151,7 @@ def make_weight_cp(t: torch.Tensor, wa: torch.Tensor, wb: torch.Tensor) -> torch
 def read_lora(path: Path) -> LoraNetwork:
     """Read a LoRA file (.safetensors, or .pt/.ckpt with weights_only); ModelError subclasses name the file."""
     path = Path(path)
-    size = path.stat().st_size
-    if size > MAX_LORA_BYTES:
-        raise UnrecognizedModel(f"{path}: {size / 2**20:,.0f} MiB is too big for a LoRA (the limit is "
-                                f"{MAX_LORA_BYTES / 2**30:g} GiB); it looks like a checkpoint, not a LoRA", path)
+    refuse_oversized(path, MAX_LORA_BYTES, "a LoRA", "it looks like a checkpoint, not a LoRA")
     tensors, metadata = _read_tensors(path)
     network = LoraNetwork(path=path, name=path.stem, metadata=metadata)
     groups: dict[str, dict[str, torch.Tensor]] = {}

@@ -34,7 +34,7 @@ import torch
 
 from sdui.models.errors import BrokenModel, ModelNotFound, UnrecognizedModel, WrongFamily
 from sdui.models.files import (PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, check_pickle_safety, load_pickle_state_dict,
-                               read_safetensors_header)
+                               read_safetensors_header, refuse_oversized)
 
 MAX_VAE_BYTES = 2 * 2**30  # an SD VAE is 0.16 GiB in fp16, 0.33 GiB in fp32; bigger files are whole checkpoints
 BESIDE_SUFFIXES = (".vae.safetensors", ".vae.pt", ".vae.ckpt")
@@ -65,11 +65,8 @@ def read_vae(path: Path, like: AutoencoderKL) -> AutoencoderKL:
     path = Path(path)
     if not path.exists():
         raise ModelNotFound(f"{path}: no such VAE file or folder", path)
-    size = sum(f.stat().st_size for f in path.iterdir() if f.is_file()) if path.is_dir() else path.stat().st_size
-    if size > MAX_VAE_BYTES:
-        raise UnrecognizedModel(f"{path}: {size / 2**30:.1f} GiB is too big for a VAE (at most "
-                                f"{MAX_VAE_BYTES / 2**30:.0f} GiB; an SD VAE is about 0.3 GiB): probably a whole "
-                                "checkpoint, which belongs in models/Stable-diffusion", path)
+    refuse_oversized(path, MAX_VAE_BYTES, "a VAE", "an SD VAE is about 0.3 GiB; probably a whole checkpoint, which "
+                     "belongs in models/Stable-diffusion")
     with torch.device("meta"):  # no random init of weights the file replaces
         vae = AutoencoderKL.from_config(like.config)
     raw = _read_folder(path, like) if path.is_dir() else _read_file(path, like)

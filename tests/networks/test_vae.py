@@ -293,7 +293,7 @@ def test_a_file_too_big_for_a_vae_is_not_read(tmp_path, sd1):
     path = tmp_path / "huge.safetensors"
     with path.open("wb") as f:
         f.truncate(2 * 2**30 + 1)  # sparse: nothing written, nothing read
-    with pytest.raises(UnrecognizedModel, match=r"huge\.safetensors: 2\.0 GiB is too big for a VAE"):
+    with pytest.raises(UnrecognizedModel, match=r"huge\.safetensors: 2,048 MiB is too big for a VAE"):
         read_vae(path, sd1)
 
 
