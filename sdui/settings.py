@@ -84,6 +84,18 @@ def parse_credentials(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
+# The folder flags (AUTOMATIC1111's names): flag, Settings field, what it holds. Defaults follow `data_layout`.
+PATH_FLAGS = (
+    ("--ckpt-dir", "ckpt_dir", "checkpoints, subfolders included, network folders excluded"),
+    ("--lora-dir", "lora_dir", "LoRA/LyCORIS files"),
+    ("--lyco-dir-backcompat", "lyco_dir", "more LoRA/LyCORIS files"),
+    ("--vae-dir", "vae_dir", "VAE files and folders"),
+    ("--embeddings-dir", "embeddings_dir", "textual-inversion embeddings"),
+    ("--outputs-dir", "outputs_dir", "generated images"),
+    ("--cache-dir", "cache_dir", "hashes and compiled kernels"),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="webui.sh", description="sdui, a Stable Diffusion web UI")
     net = p.add_argument_group("network")
@@ -100,20 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     paths = p.add_argument_group("paths (defaults follow --data-dir, in AUTOMATIC1111's layout)")
     paths.add_argument("--data-dir", type=Path, default=PROJECT_DIR,
                        help="base folder of models/, embeddings/, outputs/ and cache/ (default: the sdui folder)")
-    paths.add_argument("--ckpt-dir", type=Path, default=None,
-                       help="checkpoints, subfolders included (default: <data-dir>/models, network folders excluded)")
-    paths.add_argument("--lora-dir", type=Path, default=None,
-                       help="LoRA/LyCORIS files (default: <data-dir>/models/Lora)")
-    paths.add_argument("--lyco-dir-backcompat", dest="lyco_dir", type=Path, default=None,
-                       help="more LoRA/LyCORIS files (default: <data-dir>/models/LyCORIS)")
-    paths.add_argument("--vae-dir", type=Path, default=None,
-                       help="VAE files and folders (default: <data-dir>/models/VAE)")
-    paths.add_argument("--embeddings-dir", type=Path, default=None,
-                       help="textual-inversion embeddings (default: <data-dir>/embeddings)")
-    paths.add_argument("--outputs-dir", type=Path, default=None,
-                       help="generated images (default: <data-dir>/outputs)")
-    paths.add_argument("--cache-dir", type=Path, default=None,
-                       help="hashes and compiled kernels (default: <data-dir>/cache)")
+    example = data_layout(Path("<data-dir>"))
+    for flag, name, what in PATH_FLAGS:
+        paths.add_argument(flag, dest=name, type=Path, default=None, help=f"{what} (default: {example[name]})")
     paths.add_argument("--save-format", choices=["png", "jpg", "webp"], default="png")
     paths.add_argument("--no-save", action="store_true", help="keep images in memory only")
     hw = p.add_argument_group("device and memory")
