@@ -31,6 +31,9 @@ sdui_setup() {
     # Only the CLIP BPE vocabulary file of open-clip-torch is used; its dependencies
     # (torchvision) would replace or break torch, so none are installed.
     _sdui_pip --no-deps "open-clip-torch==3.3.0"
+    # Upscaler architectures; spandrel asks for torchvision, which only two non-upscaler
+    # architectures import: sdui/upscalers/spandrel_import.py stands in for it when it is missing.
+    _sdui_pip --no-deps "spandrel==0.4.2"
     if .venv/bin/python -c "import torchvision" 2>/dev/null; then
       echo "sdui: torchvision is installed in .venv; it breaks torch/diffusers, removing it"
       .venv/bin/python -m pip uninstall -y -q torchvision

@@ -30,6 +30,10 @@ class Settings:
     lyco_dir: Path = PROJECT_DIR / "models" / "LyCORIS"
     vae_dir: Path = PROJECT_DIR / "models" / "VAE"
     embeddings_dir: Path = PROJECT_DIR / "embeddings"
+    esrgan_dir: Path = PROJECT_DIR / "models" / "ESRGAN"
+    realesrgan_dir: Path = PROJECT_DIR / "models" / "RealESRGAN"
+    swinir_dir: Path = PROJECT_DIR / "models" / "SwinIR"
+    dat_dir: Path = PROJECT_DIR / "models" / "DAT"
     outputs_dir: Path = PROJECT_DIR / "outputs"
     cache_dir: Path = PROJECT_DIR / "cache"
     save_format: str = "png"
@@ -46,6 +50,8 @@ class Settings:
     compile: bool = False
     fast_path: bool = True
     max_file_size_mb: int = 50
+    upscaler_tile: int = 192  # A1111's ESRGAN_tile / ESRGAN_tile_overlap (pixels; tile 0 = whole image at once)
+    upscaler_tile_overlap: int = 8
 
     @property
     def server_name(self) -> str:
@@ -59,7 +65,12 @@ class Settings:
     @property
     def network_dirs(self) -> list[Path]:
         """Folders of extra networks and VAEs: never scanned for checkpoints."""
-        return [self.lora_dir, self.lyco_dir, self.vae_dir, self.embeddings_dir]
+        return [self.lora_dir, self.lyco_dir, self.vae_dir, self.embeddings_dir, *self.upscaler_dirs]
+
+    @property
+    def upscaler_dirs(self) -> list[Path]:
+        """Folders of upscaler models (A1111's ESRGAN, RealESRGAN, SwinIR and DAT)."""
+        return [self.esrgan_dir, self.realesrgan_dir, self.swinir_dir, self.dat_dir]
 
 
 def data_layout(data_dir: Path) -> dict[str, Path]:
@@ -67,6 +78,8 @@ def data_layout(data_dir: Path) -> dict[str, Path]:
     models = data_dir / "models"
     return {"ckpt_dir": models, "lora_dir": models / "Lora", "lyco_dir": models / "LyCORIS",
             "vae_dir": models / "VAE", "embeddings_dir": data_dir / "embeddings",
+            "esrgan_dir": models / "ESRGAN", "realesrgan_dir": models / "RealESRGAN", "swinir_dir": models / "SwinIR",
+            "dat_dir": models / "DAT",
             "outputs_dir": data_dir / "outputs", "cache_dir": data_dir / "cache"}
 
 
@@ -91,6 +104,10 @@ PATH_FLAGS = (
     ("--lyco-dir-backcompat", "lyco_dir", "more LoRA/LyCORIS files"),
     ("--vae-dir", "vae_dir", "VAE files and folders"),
     ("--embeddings-dir", "embeddings_dir", "textual-inversion embeddings"),
+    ("--esrgan-models-path", "esrgan_dir", "ESRGAN-family upscaler models"),
+    ("--realesrgan-models-path", "realesrgan_dir", "RealESRGAN upscaler models"),
+    ("--swinir-models-path", "swinir_dir", "SwinIR upscaler models"),
+    ("--dat-models-path", "dat_dir", "DAT upscaler models"),
     ("--outputs-dir", "outputs_dir", "generated images"),
     ("--cache-dir", "cache_dir", "hashes and compiled kernels"),
 )
@@ -128,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     hw.add_argument("--models-max-gb", type=float, default=None, help="bytes bound of the model cache")
     hw.add_argument("--compile", action="store_true",
                     help="torch.compile the UNet and VAE decoder (kernels cached under the cache dir)")
+    hw.add_argument("--upscaler-tile", type=int, default=192,
+                    help="tile size in pixels for upscaler models (A1111's ESRGAN_tile; 0 = no tiling)")
+    hw.add_argument("--upscaler-tile-overlap", type=int, default=8, help="overlap between upscaler tiles, pixels")
     hw.add_argument("--no-fast-path", action="store_true", help="plain diffusers: no bf16/channels_last tuning")
     p.add_argument("--download-default", action="store_true",
                    help="download the default real checkpoint when models/ has none (needs network)")
@@ -156,5 +176,6 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         models_in_memory=max(1, a.models_in_memory),
         models_max_bytes=int(a.models_max_gb * 2**30) if a.models_max_gb else None,
         download_default=a.download_default, compile=a.compile, fast_path=not a.no_fast_path,
-        max_file_size_mb=a.max_file_size_mb,
+        max_file_size_mb=a.max_file_size_mb, upscaler_tile=max(0, a.upscaler_tile),
+        upscaler_tile_overlap=max(0, a.upscaler_tile_overlap),
     )
