@@ -111,20 +111,22 @@ def check_pickle_safety(path: Path) -> list[str]:
     return unsafe
 
 
-def load_pickle_state_dict(path: Path) -> dict[str, Any]:
-    """torch.load with weights_only=True (Lightning stub allow-listed); unwraps `state_dict`."""
-    size = path.stat().st_size
-    if size == 0:
+def load_pickle(path: Path) -> Any:
+    """What a pickle holds, read by torch.load with weights_only=True (Lightning stub allow-listed).
+
+    UnsafeModel when it references code (never unpickled), BrokenModel when it is empty, corrupt or truncated.
+    """
+    if path.stat().st_size == 0:
         raise BrokenModel(f"{path}: the file is empty", path)
     unsafe = check_pickle_safety(path)
     try:
         with allowed_globals(unsafe):
             try:
-                obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+                return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
             except RuntimeError as e:
                 if "mmap" not in str(e):
                     raise
-                obj = torch.load(str(path), map_location="cpu", weights_only=True)
+                return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         code = [g for g in pickle_globals(path) if not g.startswith(_BENIGN_GLOBALS)]
         if code:
@@ -132,8 +134,14 @@ def load_pickle_state_dict(path: Path) -> dict[str, Any]:
                               "code). Convert it to .safetensors with a trusted tool and load that instead.",
                               path) from e
         raise BrokenModel(f"{path}: not a readable checkpoint ({_first_line(e)})", path) from e
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, struct.error) as e:
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, struct.error,
+            IndexError, KeyError, TypeError, AttributeError) as e:  # torch's unpickler on bytes that are no pickle
         raise BrokenModel(f"{path}: corrupt or truncated checkpoint ({_first_line(e)})", path) from e
+
+
+def load_pickle_state_dict(path: Path) -> dict[str, Any]:
+    """A checkpoint pickle's state dict, read safely by `load_pickle`; unwraps `state_dict`."""
+    obj = load_pickle(path)
     while isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not any(isinstance(v, torch.Tensor) for v in obj.values()):

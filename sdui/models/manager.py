@@ -31,6 +31,7 @@ from sdui.networks.embeddings import EmbeddingSet
 from sdui.networks.patch import LoraPatcher
 from sdui.params import GenerationParams
 from sdui.settings import Settings
+from sdui.upscalers import Upscalers
 
 
 class Task(str, Enum):
@@ -68,6 +69,7 @@ class ModelManager:
         self.on_status: Callable[[str], None] | None = None
         self.extras = ExtraNetworks(settings, catalog.hashes,
                                     tune_vae=lambda vae: tune_vae(vae, self.device, settings))
+        self.upscalers = Upscalers(settings, self.device)
         self.load_count = 0  # pipelines really loaded from disk since start
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.RLock()
@@ -152,6 +154,7 @@ class ModelManager:
             keys = list(self._cache)
             for key in keys:
                 self._evict(key)
+        self.upscalers.unload()
         release_memory(self.device)
 
     def _entry(self, info: CheckpointInfo) -> _Entry:

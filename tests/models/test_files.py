@@ -100,6 +100,15 @@ def test_random_bytes_and_empty_files(tmp_path, suffix):
         read_shapes(empty)
 
 
+# Bytes torch's weights-only unpickler trips over with IndexError / KeyError (seen with random files).
+@pytest.mark.parametrize("data", [b"\x80\x02R.", b"\x80\x02h\x05.", b"\x80\x02]\x94e."])
+def test_pickle_opcodes_that_break_torchs_unpickler_are_broken_models(tmp_path, data):
+    path = tmp_path / "odd.ckpt"
+    path.write_bytes(data)
+    with pytest.raises(BrokenModel, match="odd.ckpt"):
+        load_pickle_state_dict(path)
+
+
 def test_pickle_without_tensors_is_unrecognized(tmp_path):
     path = tmp_path / "numbers.ckpt"
     torch.save({"epoch": 3}, path)
