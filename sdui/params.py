@@ -54,6 +54,27 @@ STEPS_MAX = 150
 BATCH_SIZE_MAX = 8
 BATCH_COUNT_MAX = 100
 SEED_MAX = 2**32 - 1
+HIRES_SIZE_MAX = 4096  # the largest side a hires pass may produce
+HIRES_SCALE_MAX = 8.0
+LATENT_FACTOR = 8  # pixels per latent cell: hires sizes are floored to it, as A1111 does
+
+
+@dataclass(frozen=True)
+class HiresSize:
+    """Where a hires pass upscales to (A1111's hr_upscale_to_x/y) and the size it produces after cropping."""
+
+    upscale_width: int
+    upscale_height: int
+    crop_x: int = 0  # latent cells cut off (A1111's truncate_x/y) when both resize sides change the aspect ratio
+    crop_y: int = 0
+
+    @property
+    def width(self) -> int:
+        return (self.upscale_width // LATENT_FACTOR - self.crop_x) * LATENT_FACTOR
+
+    @property
+    def height(self) -> int:
+        return (self.upscale_height // LATENT_FACTOR - self.crop_y) * LATENT_FACTOR
 
 
 @dataclass
@@ -96,6 +117,18 @@ class GenerationParams:
     outpaint_up: int = 0
     outpaint_down: int = 0
     outpaint_fill: OutpaintFill = OutpaintFill.EDGE
+    # txt2img hires fix (A1111's "Hires. fix"): a second img2img pass at a larger size, `denoising_strength` above
+    enable_hr: bool = False
+    hr_scale: float = 2.0
+    hr_upscaler: str = "Latent"  # a latent mode (engine.hires.LATENT_MODES) or an upscaler (None, Lanczos, a model)
+    hr_second_pass_steps: int = 0  # 0 = as many as the first pass
+    hr_resize_x: int = 0  # 0 and 0 = width/height × hr_scale; one of them = keep the aspect ratio
+    hr_resize_y: int = 0
+    hr_checkpoint: str = ""  # "" = the first pass's checkpoint
+    hr_sampler: str = ""  # "" = the first pass's sampler
+    hr_schedule: str = ""  # "" = the first pass's schedule type
+    hr_prompt: str = ""  # "" = the first pass's prompt
+    hr_negative_prompt: str = ""
 
     def __post_init__(self) -> None:
         # Accept the enums' string values from JSON / widgets.
@@ -111,6 +144,35 @@ class GenerationParams:
 
     def replace(self, **changes: Any) -> GenerationParams:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def hires(self) -> bool:
+        """Whether this job runs a hires pass (txt2img with hires fix on)."""
+        return self.enable_hr and self.mode is Mode.TXT2IMG
+
+    @property
+    def hires_steps(self) -> int:
+        """Steps of the hires pass: A1111 runs exactly this many (0 in the field = as many as the first pass)."""
+        return (self.hr_second_pass_steps or self.steps) if self.hires else 0
+
+    def hires_size(self) -> HiresSize:
+        """A1111's hires target: width/height × hr_scale, or Resize width/height to (one of them 0 = keep the
+        aspect ratio; both = upscale to cover, then crop the middle)."""
+        w, h, rx, ry = self.width, self.height, self.hr_resize_x, self.hr_resize_y
+        if rx == 0 and ry == 0:
+            return HiresSize(int(w * self.hr_scale), int(h * self.hr_scale))
+        if ry == 0:
+            return HiresSize(rx, rx * h // w)
+        if rx == 0:
+            return HiresSize(ry * w // h, ry)
+        size = HiresSize(rx, rx * h // w) if w / h < rx / ry else HiresSize(ry * w // h, ry)
+        return dataclasses.replace(size, crop_x=(size.upscale_width - rx) // LATENT_FACTOR,
+                                   crop_y=(size.upscale_height - ry) // LATENT_FACTOR)
+
+    @property
+    def total_steps(self) -> int:
+        """Denoising steps over the whole job, both passes of every batch: what progress counts to."""
+        return (self.steps + self.hires_steps) * self.batch_count
 
     @property
     def outpaint_extents(self) -> tuple[int, int, int, int]:
@@ -145,6 +207,8 @@ class GenerationParams:
             raise ValueError(f"vae must be 'Automatic', 'None' or a VAE file name; got {self.vae!r}")
         samplers.resolve(self.sampler, self.schedule)
         if self.mode is Mode.TXT2IMG:
+            if self.enable_hr:
+                self._validate_hires()
             return
         if self.subseed_strength > 0:
             raise ValueError(f"subseed_strength (variation seed) works in txt2img only; got {self.subseed_strength} "
@@ -173,11 +237,38 @@ class GenerationParams:
             if grown_w > SIZE_MAX or grown_h > SIZE_MAX:
                 raise ValueError(f"outpainted size must be at most {SIZE_MAX}x{SIZE_MAX}; got {grown_w}x{grown_h}")
 
+    def _validate_hires(self) -> None:
+        if not 0.0 <= self.denoising_strength <= 1.0:
+            raise ValueError(f"denoising_strength must be between 0 and 1; got {self.denoising_strength}")
+        if not 1.0 <= self.hr_scale <= HIRES_SCALE_MAX:
+            raise ValueError(f"hr_scale must be between 1 and {HIRES_SCALE_MAX:g}; got {self.hr_scale}")
+        for name in ("hr_resize_x", "hr_resize_y"):
+            value = getattr(self, name)
+            if value != 0 and not SIZE_MIN <= value <= HIRES_SIZE_MAX:
+                raise ValueError(f"{name} must be 0 (from hr_scale) or between {SIZE_MIN} and {HIRES_SIZE_MAX}; "
+                                 f"got {value}")
+        if not 0 <= self.hr_second_pass_steps <= STEPS_MAX:
+            raise ValueError(f"hr_second_pass_steps must be 0 (as many as steps) or at most {STEPS_MAX}; "
+                             f"got {self.hr_second_pass_steps}")
+        size = self.hires_size()
+        if max(size.width, size.height) > HIRES_SIZE_MAX or min(size.width, size.height) < SIZE_MIN:
+            raise ValueError(f"hr_scale: the hires pass would make {size.width}x{size.height} from {self.width}x{self.height}: "
+                             f"each side must be between {SIZE_MIN} and {HIRES_SIZE_MAX}; lower hr_scale or the "
+                             "resize sizes")
+        for name in ("hr_upscaler", "hr_checkpoint", "hr_sampler", "hr_schedule", "hr_prompt", "hr_negative_prompt"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be text; got {type(getattr(self, name)).__name__}")
+        if not self.hr_upscaler.strip():
+            raise ValueError("hr_upscaler must name a latent mode or an upscaler; got an empty name")
+        samplers.resolve(self.hr_sampler or self.sampler, self.hr_schedule or self.schedule)
+        strip_tags(self.hr_prompt, "hr_prompt")
+        strip_tags(self.hr_negative_prompt, "hr_negative_prompt")
+
 
 _INT_FIELDS = ("steps", "width", "height", "seed", "subseed", "batch_size", "batch_count", "clip_skip",
                "mask_blur", "inpaint_full_res_padding", "outpaint_left", "outpaint_right", "outpaint_up",
-               "outpaint_down")
-_FLOAT_FIELDS = ("cfg_scale", "subseed_strength", "denoising_strength")
+               "outpaint_down", "hr_second_pass_steps", "hr_resize_x", "hr_resize_y")
+_FLOAT_FIELDS = ("cfg_scale", "subseed_strength", "denoising_strength", "hr_scale")
 
 
 def _check_type(p: GenerationParams) -> None:

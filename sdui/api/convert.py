@@ -18,8 +18,9 @@ from PIL import Image
 
 import sdui
 from sdui.api.errors import ApiError
-from sdui.api.models import Img2ImgRequest, ImageResponse, ProcessingRequest, Txt2ImgRequest
+from sdui.api.models import ImageResponse, Img2ImgRequest, ProcessingRequest, Txt2ImgRequest
 from sdui.engine import samplers
+from sdui.engine.hires import LATENT_MODES, is_latent_mode
 from sdui.engine.result import Result
 from sdui.models.errors import ModelNotFound
 from sdui.outputs.save import png_bytes
@@ -39,6 +40,10 @@ _DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)
 
 class CatalogLike(Protocol):
     def find(self, name_or_title: str) -> Any: ...
+
+
+class UpscalersLike(Protocol):
+    def check(self, name: str, field: str = "upscaler") -> None: ...
 
 
 class VaeFolderLike(Protocol):
@@ -95,8 +100,6 @@ def encode_png(image: Image.Image, infotext: str | None) -> str:
 def check_supported(req: ProcessingRequest) -> None:
     """Refuse (400) what a request asks for that sdui does not do yet; the defaults pass."""
     asked = []
-    if getattr(req, "enable_hr", False):
-        asked.append(("enable_hr", "hires fix"))
     if req.script_name:
         asked.append(("script_name", f"scripts ({req.script_name!r})"))
     if req.alwayson_scripts:
@@ -184,10 +187,51 @@ def validate(params: GenerationParams) -> GenerationParams:
 
 
 def txt2img_params(req: Txt2ImgRequest, catalog: CatalogLike, *, checkpoint: str | None = None,
-                   clip_skip: int = 1, vae: str = "Automatic", vaes: VaeFolderLike | None = None) -> GenerationParams:
-    """A validated txt2img GenerationParams from an A1111 txt2img request."""
+                   clip_skip: int = 1, vae: str = "Automatic", vaes: VaeFolderLike | None = None,
+                   upscalers: UpscalersLike | None = None) -> GenerationParams:
+    """A validated txt2img GenerationParams from an A1111 txt2img request (hires fix included)."""
     check_supported(req)
-    return validate(GenerationParams(mode=Mode.TXT2IMG, **_common(req, catalog, checkpoint, clip_skip, vae, vaes)))
+    fields = _common(req, catalog, checkpoint, clip_skip, vae, vaes)
+    if req.enable_hr:
+        fields.update(_hires(req, catalog, upscalers), denoising_strength=req.denoising_strength)
+    return validate(GenerationParams(mode=Mode.TXT2IMG, **fields))
+
+
+# What A1111's hires fields hold when they mean "as the first pass".
+_SAME = {"hr_checkpoint_name": "Use same checkpoint", "hr_sampler_name": "Use same sampler",
+         "hr_scheduler": "Use same scheduler"}
+
+
+def _hires(req: Txt2ImgRequest, catalog: CatalogLike, upscalers: UpscalersLike | None) -> dict[str, Any]:
+    def given(field: str) -> str:
+        value = (getattr(req, field) or "").strip()
+        return "" if value == _SAME.get(field) else value
+
+    upscaler = (req.hr_upscaler or "Latent").strip()
+    if not is_latent_mode(upscaler):
+        try:
+            if upscalers is None:
+                raise ValueError(f"hr_upscaler: no upscaler {upscaler!r}; known: {', '.join(LATENT_MODES)}")
+            upscalers.check(upscaler, "hr_upscaler")
+        except ValueError as e:
+            raise ApiError(400, f"{e}; see /sdapi/v1/upscalers and /sdapi/v1/latent-upscale-modes",
+                           "hr_upscaler") from None
+    checkpoint = given("hr_checkpoint_name")
+    sampler, schedule = given("hr_sampler_name"), given("hr_scheduler")
+    if sampler or schedule:
+        try:
+            spec, resolved = samplers.resolve(sampler or req.sampler_name or "Euler",
+                                              SCHEDULER_IDS.get(schedule.lower(), schedule) or "Automatic")
+        except ValueError as e:
+            field = "hr_sampler_name" if str(e).startswith("sampler") else "hr_scheduler"
+            raise ApiError(400, f"{field}: {e}", field) from None
+        sampler, schedule = (spec.name if sampler else ""), (resolved if schedule else "")
+    return dict(enable_hr=True, hr_scale=req.hr_scale, hr_upscaler=upscaler,
+                hr_second_pass_steps=req.hr_second_pass_steps, hr_resize_x=req.hr_resize_x,
+                hr_resize_y=req.hr_resize_y,
+                hr_checkpoint=resolve_checkpoint(checkpoint, catalog, "hr_checkpoint_name") if checkpoint else "",
+                hr_sampler=sampler, hr_schedule=schedule, hr_prompt=req.hr_prompt or "",
+                hr_negative_prompt=req.hr_negative_prompt or "")
 
 
 def _choice(value: int, options: tuple, field: str, names: str) -> Any:

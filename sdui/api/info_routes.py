@@ -11,9 +11,10 @@ from fastapi import APIRouter
 from sdui.api.context import ApiContext, set_default_checkpoint
 from sdui.api.convert import SCHEDULER_IDS, resolve_vae
 from sdui.api.errors import ApiError
-from sdui.api.models import (EmbeddingsResponse, LoraItem, MemoryResponse, OptionsUpdate, SamplerItem,
-                             SchedulerItem, ScriptsList, SDModelItem, SDVaeItem, UpscalerItem)
+from sdui.api.models import (EmbeddingsResponse, LoraItem, MemoryResponse, OptionsUpdate, SamplerItem, SchedulerItem,
+                             ScriptsList, SDModelItem, SDVaeItem, UpscalerItem)
 from sdui.engine import samplers
+from sdui.engine.hires import LATENT_MODES
 from sdui.models.errors import ModelError
 from sdui.models.files import read_safetensors_header
 from sdui.networks.embeddings import Embedding, EmbeddingSet
@@ -196,7 +197,8 @@ def add_info_routes(router: APIRouter, ctx: ApiContext) -> None:
 
     @router.get("/upscalers", response_model=list[UpscalerItem])
     def upscalers() -> list[UpscalerItem]:
-        return []
+        return [UpscalerItem(name=u.name, model_name=u.model_name, model_path=u.model_path, model_url=u.model_url,
+                             scale=u.scale) for u in ctx.manager.upscalers.list()]
 
     @router.get("/embeddings", response_model=EmbeddingsResponse)
     def embeddings() -> EmbeddingsResponse:
@@ -213,3 +215,7 @@ def add_info_routes(router: APIRouter, ctx: ApiContext) -> None:
     @router.get("/face-restorers")
     def face_restorers() -> list:
         return []
+
+    @router.get("/latent-upscale-modes")
+    def latent_upscale_modes() -> list[dict[str, str]]:
+        return [{"name": name} for name in LATENT_MODES]

@@ -6,14 +6,17 @@ threading.Event interrupts between denoising steps.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 from PIL import Image
 
 from sdui.engine import noise
+from sdui.engine.hires import LATENT_MODES, crop_image, is_latent_mode, second_pass_steps, upscale_latents
 from sdui.engine.modes import ModeInputs, prepare_inputs
 from sdui.engine.preview import PreviewTaker, ToHost, copy_to_host
 from sdui.engine.prompts import encode_prompt_pair, encode_prompt_pair_sdxl
@@ -25,9 +28,16 @@ from sdui.networks.embeddings import EmbeddingSet
 from sdui.networks.tags import hash_entry_name
 from sdui.outputs.infotext import format_infotext
 from sdui.params import GenerationParams, Mode
+from sdui.upscalers import UpscaleInterrupted
 
 TASKS = {Mode.TXT2IMG: Task.TXT2IMG, Mode.IMG2IMG: Task.IMG2IMG, Mode.INPAINT: Task.INPAINT,
          Mode.OUTPAINT: Task.INPAINT}
+
+
+# Above this many pixels the VAE decodes and encodes in tiles (diffusers' tiled VAE): a 2048² image fits in
+# CPU memory and on small GPUs; below it images decode as A1111 decodes them, in one piece.
+VAE_TILING_PIXELS = 1536 * 1536
+VAE_TILING_PIXELS_LOW_MEMORY = 1024 * 1024
 
 
 class GenerationError(Exception):
@@ -47,96 +57,222 @@ class Engine:
         """Generate batch_count × batch_size images; an interrupted run returns what it has."""
         # 1. Check inputs before any heavy work.
         params.validate()
+        if params.hires and not is_latent_mode(params.hr_upscaler):
+            try:
+                self.manager.upscalers.check(params.hr_upscaler, "hr_upscaler")
+            except ValueError as e:
+                raise ValueError(f"{e}; or a latent mode: {', '.join(LATENT_MODES)}") from None
         seed, subseed = noise.resolve_seed(params.seed), noise.resolve_seed(params.subseed)
         params = params.replace(seed=seed, subseed=subseed)
         inputs = prepare_inputs(params, seed)
-        # 2. The checkpoint's pipeline for this task, with the job's VAE, LoRAs and embeddings.
+        run = _Run(params, progress, cancel)
+        # 2. The checkpoint's pipeline for this task, with the job's VAE, LoRAs and embeddings: every first pass.
         with self.manager.prepare(params, TASKS[params.mode]) as job:
-            return self._run_prepared(job, params, inputs, progress, cancel)
-
-    def _run_prepared(self, job, params: GenerationParams, inputs: ModeInputs,
-                      progress: Callable[[Progress], None] | None, cancel: threading.Event | None) -> Result:
-        pipe = job.pipe
-        pipe.set_progress_bar_config(disable=True)
-        # 3. Prompts are encoded once for the whole job (after the LoRAs changed the text encoders).
-        used_embeddings: set[str] = set()
-        conditioning = encode_conditioning(pipe, job.prompt, job.negative_prompt, params.clip_skip,
-                                           job.embeddings, used_embeddings)
-        result = Result(params=params, model_title=job.info.title, model_name=job.info.name,
-                        model_hash=job.info.short_hash, warnings=list(job.warnings))
-        # 4. One pipeline call per batch.
-        for batch_index in range(params.batch_count):
-            if cancel is not None and cancel.is_set():
-                result.interrupted = True
-                break
-            seeds = noise.image_seeds(params.seed, params.batch_size, batch_index)
-            subseeds = noise.image_seeds(params.subseed, params.batch_size, batch_index)
-            # A fresh scheduler per batch also resets all scheduler state (step index, Brownian trees).
-            pipe.scheduler = build_scheduler(job.scheduler_config, params.sampler, params.schedule)
-            if hasattr(pipe.scheduler, "noise_sampler_seed"):
-                pipe.scheduler.noise_sampler_seed = list(seeds)  # one Brownian tree per image
-            previews = PreviewTaker(sdxl=is_sdxl(pipe), to_host=self.preview_to_host)
-            on_step = StepReporter(params, batch_index, self.preview_every, progress, cancel, previews)
-            with self._call_context():
-                latents = call_pipeline(pipe, params, inputs, conditioning, seeds, subseeds, on_step)
-            on_step.finish()
-            # 5. Decode, with one fp32 retry when the VAE overflows.
-            images = decode_latents(pipe, latents)
-            # 6. Post-process: paste the original back outside the mask.
-            images = [inputs.finish(image) for image in images]
-            result.images += images
-            result.seeds += seeds
-            result.subseeds += subseeds
-            if pipe.interrupt or (cancel is not None and cancel.is_set()):
-                result.interrupted = True
-                break
-        # 7. One A1111 infotext per image.
-        result.extra = dict(job.infotext)
-        if used_embeddings:
-            result.extra["TI hashes"] = ti_hashes(job.embeddings, used_embeddings)
+            result = Result(params=params, model_title=job.info.title, model_name=job.info.name,
+                            model_hash=job.info.short_hash, warnings=list(job.warnings), extra=dict(job.infotext))
+            batches = self._first_passes(job, params, inputs, run)
+            if run.cancelled:
+                finish_as_they_are(job.pipe, batches)
+        # 3. Hires fix: the second pass of every batch, on the pipeline prepared for the hires settings.
+        if params.hires and batches and not run.cancelled:
+            hires = hires_params(params)
+            with self.manager.prepare(hires, Task.IMG2IMG) as hires_job:
+                result.warnings += [w for w in hires_job.warnings if w not in result.warnings]
+                result.extra.update(hires_infotext(params, hires_job))
+                for batch in batches:
+                    if run.cancelled:
+                        break
+                    self._hires_pass(hires_job, hires, batch, run)
+                finish_as_they_are(hires_job.pipe, batches)
+        for batch in batches:
+            result.images += batch.images
+            result.seeds += batch.seeds
+            result.subseeds += batch.subseeds
+        result.interrupted = run.cancelled
+        # 4. One A1111 infotext per image.
+        hashes = ", ".join(dict.fromkeys(filter(None, (ti_hashes(e, used) for e, used in run.used_embeddings))))
+        if hashes:
+            result.extra["TI hashes"] = hashes
         result.infotexts = [infotext(params, s, sub, result.model_name, result.model_hash, result.extra)
                             for s, sub in zip(result.seeds, result.subseeds)]
         return result
+
+    def _first_passes(self, job, params: GenerationParams, inputs: ModeInputs, run: _Run) -> list[_Batch]:
+        """Every batch's first pass: finished images, or (hires) the latents and images the second pass starts from."""
+        pipe = job.pipe
+        pipe.set_progress_bar_config(disable=True)
+        # Prompts are encoded once for the whole job (after the LoRAs changed the text encoders).
+        conditioning = encode_conditioning(pipe, job.prompt, job.negative_prompt, params.clip_skip,
+                                           job.embeddings, run.embeddings_used_by(job))
+        batches: list[_Batch] = []
+        for batch_index in range(params.batch_count):
+            if run.cancelled:
+                break
+            batch = _Batch(batch_index, noise.image_seeds(params.seed, params.batch_size, batch_index),
+                           noise.image_seeds(params.subseed, params.batch_size, batch_index))
+            self._set_scheduler(pipe, job, params.sampler, params.schedule, batch.seeds)
+            on_step = run.reporter(batch_index * params.steps, params.steps, batch_index, self.preview_every,
+                                   self._previews(pipe))
+            with self._call_context():
+                latents = call_pipeline(pipe, params, inputs, conditioning, batch.seeds, batch.subseeds, on_step)
+            on_step.finish()
+            run.note_interrupt(pipe)
+            batches.append(batch)
+            if params.hires and not run.cancelled:
+                batch.latents = latents
+                if not is_latent_mode(params.hr_upscaler):  # decoded by the first pass's VAE, as in A1111
+                    batch.images = decode_latents(pipe, latents)
+                continue
+            # Decode, with one fp32 retry when the VAE overflows; paste the original back outside the mask.
+            with vae_tiling(pipe.vae, inputs.width, inputs.height, self.manager.settings):
+                images = decode_latents(pipe, latents)
+            batch.finish([inputs.finish(image) for image in images])
+        return batches
+
+    def _hires_pass(self, job, params: GenerationParams, batch: _Batch, run: _Run) -> None:
+        """Upscale one batch's first pass to the hires size and run A1111's second pass on it."""
+        pipe = job.pipe
+        pipe.set_progress_bar_config(disable=True)
+        size = params.hires_size()
+        if batch.images:  # an upscaler on the first-pass images (tiled, interruptible between tiles)
+            try:
+                start = [crop_image(self.manager.upscalers.resize(image, size.upscale_width, size.upscale_height,
+                                                                  params.hr_upscaler, run.cancel), size)
+                         for image in batch.images]
+            except UpscaleInterrupted:
+                run.cancelled = True
+                return
+        else:
+            start = upscale_latents(batch.latents, size, params.hr_upscaler)
+        conditioning = run.hires_conditioning(pipe, job, params)
+        self._set_scheduler(pipe, job, params.sampler, params.schedule, batch.seeds)
+        first = params.batch_count * params.steps
+        on_step = run.reporter(first + batch.index * params.hires_steps, params.hires_steps, batch.index,
+                               self.preview_every, self._previews(pipe))
+        with vae_tiling(pipe.vae, size.width, size.height, self.manager.settings):
+            with self._call_context():
+                latents = call_hires_pipeline(pipe, params, start, conditioning, batch.seeds, on_step)
+            on_step.finish()
+            run.note_interrupt(pipe)
+            if latents is None:  # denoising strength 0: the upscaled first pass is the result
+                batch.finish(start if batch.images else decode_latents(pipe, start))
+                return
+            batch.finish(decode_latents(pipe, latents))
+
+    @staticmethod
+    def _set_scheduler(pipe, job, sampler: str, schedule: str, seeds: list[int]) -> None:
+        # A fresh scheduler per batch also resets all scheduler state (step index, Brownian trees).
+        pipe.scheduler = build_scheduler(job.scheduler_config, sampler, schedule)
+        if hasattr(pipe.scheduler, "noise_sampler_seed"):
+            pipe.scheduler.noise_sampler_seed = list(seeds)  # one Brownian tree per image
+
+    def _previews(self, pipe) -> PreviewTaker:
+        return PreviewTaker(sdxl=is_sdxl(pipe), to_host=self.preview_to_host)
 
     def _call_context(self):
         """The fast path's autocast (bf16 on a bf16 CPU) around the denoising; the VAE decodes outside it."""
         return autocast_context(self.manager.device, self.manager.settings)
 
 
+@dataclass
+class _Batch:
+    """One batch of a job: its seeds, and what its passes made so far."""
+
+    index: int
+    seeds: list[int]
+    subseeds: list[int]
+    latents: torch.Tensor | None = None  # the first pass's, when a hires pass follows
+    images: list[Image.Image] = dataclasses.field(default_factory=list)  # final, or the first pass's to upscale
+    done: bool = False  # `images` are final
+
+    def finish(self, images: list[Image.Image]) -> None:
+        self.images, self.latents, self.done = images, None, True
+
+
+def finish_as_they_are(pipe, batches: list[_Batch]) -> None:
+    """After an interrupt: batches still waiting for their hires pass keep their first-pass images."""
+    for batch in batches:
+        if not batch.done:
+            batch.finish(batch.images or decode_latents(pipe, batch.latents))
+
+
+class _Run:
+    """What one Engine.run shares between its passes: progress over the whole job, interrupt, used embeddings."""
+
+    def __init__(self, params: GenerationParams, progress: Callable[[Progress], None] | None,
+                 cancel: threading.Event | None) -> None:
+        self.params, self.progress, self.cancel = params, progress, cancel
+        self.interrupted = False
+        self.used_embeddings: list[tuple[EmbeddingSet, set[str]]] = []  # per prepared job
+        self._hires_conditioning: dict | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.interrupted or (self.cancel is not None and self.cancel.is_set())
+
+    @cancelled.setter
+    def cancelled(self, value: bool) -> None:
+        self.interrupted = value
+
+    def note_interrupt(self, pipe) -> None:
+        self.interrupted = self.interrupted or bool(pipe.interrupt)
+
+    def embeddings_used_by(self, job) -> set[str] | None:
+        """The set that collects the names of the embeddings a prepared job's prompts use."""
+        if job.embeddings is None:
+            return None
+        for embeddings, used in self.used_embeddings:
+            if embeddings is job.embeddings:
+                return used
+        self.used_embeddings.append((job.embeddings, set()))
+        return self.used_embeddings[-1][1]
+
+    def hires_conditioning(self, pipe, job, params: GenerationParams) -> dict:
+        """The hires prompts, encoded once for all batches of the job."""
+        if self._hires_conditioning is None:
+            self._hires_conditioning = encode_conditioning(pipe, job.prompt, job.negative_prompt, params.clip_skip,
+                                                           job.embeddings, self.embeddings_used_by(job))
+        return self._hires_conditioning
+
+    def reporter(self, offset: int, pass_steps: int, batch_index: int, preview_every: int,
+                 previews: PreviewTaker) -> StepReporter:
+        return StepReporter(self, offset, pass_steps, batch_index, preview_every, previews)
+
+
 class StepReporter:
-    """The step callback of one batch: Progress with previews that never make the host wait, and interrupt.
+    """The step callback of one pass of one batch: Progress over the whole job, previews, and interrupt.
 
     A preview started on the GPU arrives with the first Progress after its copy has landed; on CPU with its own.
     """
 
-    def __init__(self, params: GenerationParams, batch_index: int, preview_every: int,
-                 progress: Callable[[Progress], None] | None, cancel: threading.Event | None,
+    def __init__(self, run: _Run, offset: int, pass_steps: int, batch_index: int, preview_every: int,
                  previews: PreviewTaker) -> None:
-        self.params, self.batch_index, self.preview_every = params, batch_index, preview_every
-        self.progress, self.cancel, self.previews = progress, cancel, previews
+        self.run, self.offset, self.pass_steps = run, offset, pass_steps
+        self.batch_index, self.preview_every, self.previews = batch_index, preview_every, previews
         self.last: Progress | None = None
 
     def __call__(self, pipe, step: int, timestep, tensors: dict) -> dict:
-        if self.progress is not None:
-            per_batch = pipe.num_timesteps
+        run = self.run
+        if run.progress is not None:
+            calls = max(1, pipe.num_timesteps)  # second-order samplers call back more often than their steps
             done = step + 1
-            job_step = self.batch_index * per_batch + done
-            if done % self.preview_every == 0 or done == per_batch:
+            job_step = self.offset + min(self.pass_steps, done * self.pass_steps // calls)
+            if done % self.preview_every == 0 or done == calls:
                 self.previews.start(tensors["latents"][0], job_step)
             landed = self.previews.poll()
-            self.last = Progress(step=job_step, total=per_batch * self.params.batch_count,
+            self.last = Progress(step=job_step, total=run.params.total_steps,
                                  preview=landed[1] if landed else None, batch_index=self.batch_index,
-                                 batch_count=self.params.batch_count)
-            self.progress(self.last)
-        if self.cancel is not None and self.cancel.is_set():
+                                 batch_count=run.params.batch_count)
+            run.progress(self.last)
+        if run.cancel is not None and run.cancel.is_set():
             pipe._interrupt = True  # diffusers skips the remaining steps and returns the current latents
         return tensors
 
     def finish(self) -> None:
         """After the pipeline call: the batch's last preview, if still in flight, comes with its last step again."""
         landed = self.previews.finish()
-        if landed is not None and self.progress is not None and self.last is not None:
-            self.progress(dataclasses.replace(self.last, preview=landed[1]))
+        if landed is not None and self.run.progress is not None and self.last is not None:
+            self.run.progress(dataclasses.replace(self.last, preview=landed[1]))
 
 
 def is_sdxl(pipe) -> bool:
@@ -195,6 +331,58 @@ def call_pipeline(pipe, params: GenerationParams, inputs: ModeInputs, conditioni
     if torch.isnan(latents).any():
         raise GenerationError("the model produced NaN latents; try --no-half, another sampler or fewer steps")
     return latents
+
+
+def call_hires_pipeline(pipe, params: GenerationParams, start: torch.Tensor | list[Image.Image], conditioning: dict,
+                        seeds: list[int], on_step) -> torch.Tensor | None:
+    """The hires second pass of one batch (img2img on `start`); None when the denoising strength is 0."""
+    steps, strength = second_pass_steps(params)
+    if strength <= 0:
+        return None
+    n = len(seeds)
+    kwargs = {key: value.repeat(n, *[1] * (value.dim() - 1)) for key, value in conditioning.items()}
+    if isinstance(start, torch.Tensor):
+        start = start.to(pipe.device, conditioning["prompt_embeds"].dtype)
+    # Each image's own seed again, as A1111 draws the second pass's noise (no variation seed: see README).
+    kwargs.update(image=start, strength=strength, num_inference_steps=steps, guidance_scale=params.cfg_scale,
+                  generator=noise.step_generators(seeds), output_type="latent", callback_on_step_end=on_step,
+                  callback_on_step_end_tensor_inputs=["latents"])
+    with torch.inference_mode():
+        latents = pipe(**kwargs).images
+    if torch.isnan(latents).any():
+        raise GenerationError("the model produced NaN latents in the hires pass; try --no-half or another sampler")
+    return latents
+
+
+def hires_params(params: GenerationParams) -> GenerationParams:
+    """The job as its hires pass runs it: the hires checkpoint, sampler, schedule and prompts ("" = the same)."""
+    return params.replace(checkpoint=params.hr_checkpoint or params.checkpoint,
+                          sampler=params.hr_sampler or params.sampler, schedule=params.hr_schedule or params.schedule,
+                          prompt=params.hr_prompt or params.prompt,
+                          negative_prompt=params.hr_negative_prompt or params.negative_prompt)
+
+
+def hires_infotext(params: GenerationParams, hires_job) -> dict[str, str]:
+    """The infotext keys of the hires pass that depend on what was prepared (the rest: format_infotext)."""
+    extra = {}
+    if params.hr_checkpoint:
+        extra["Hires checkpoint"] = hires_job.info.title
+    lora_hashes = hires_job.infotext.get("Lora hashes")
+    if lora_hashes:
+        extra["Lora hashes"] = lora_hashes
+    return extra
+
+
+@contextlib.contextmanager
+def vae_tiling(vae, width: int, height: int, settings) -> Iterator[None]:
+    """diffusers' tiled VAE decode/encode for images beyond VAE_TILING_PIXELS (less with --medvram/--lowvram)."""
+    limit = VAE_TILING_PIXELS_LOW_MEMORY if (settings.medvram or settings.lowvram) else VAE_TILING_PIXELS
+    before = getattr(vae, "use_tiling", False)
+    vae.use_tiling = before or width * height > limit
+    try:
+        yield
+    finally:
+        vae.use_tiling = before
 
 
 def decode_latents(pipe, latents: torch.Tensor) -> list[Image.Image]:

@@ -19,11 +19,16 @@ from sdui.params import GenerationParams, MaskedContent, Mode, OutpaintFill
 MAX_INFOTEXT_CHARS = 1024 * 1024
 MIN_PAIRS = 3  # the last line is the parameters line only with at least this many `key: value` pairs
 
+# A1111's hires-fix keys, in the order it writes them ("Hires checkpoint" comes from the prepared job).
+HIRES_KEYS = ("Hires checkpoint", "Hires sampler", "Hires schedule type", "Hires prompt", "Hires negative prompt",
+              "Hires upscale", "Hires resize", "Hires steps", "Hires upscaler")
+
 # Where each key goes on the parameters line. Keys of `extra` not listed here go after them, before Version.
 KEY_ORDER = (
     "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model hash", "Model", "VAE hash", "VAE",
     "Variation seed", "Variation seed strength", "Denoising strength", "Mask blur", "Inpaint area",
     "Masked area padding", "Masked content", "Mask mode", "Outpaint extents", "Outpaint fill", "Clip skip", "RNG",
+    *HIRES_KEYS,
 )
 
 # A1111 >= 1.9 schedule-type labels: an old combined sampler name ending in one of them is split in two.
@@ -81,7 +86,7 @@ def format_infotext(params: GenerationParams, *, seed: int, subseed: int, model_
         "Model": model_name,
         "Variation seed": subseed if varied else None,
         "Variation seed strength": params.subseed_strength if varied else None,
-        "Denoising strength": params.denoising_strength if mode is not Mode.TXT2IMG else None,
+        "Denoising strength": params.denoising_strength if mode is not Mode.TXT2IMG or params.hires else None,
         "Mask blur": params.mask_blur if masked and params.mask_blur > 0 else None,
         "Inpaint area": "Only masked" if inpaint and params.inpaint_full_res else None,
         "Masked area padding": params.inpaint_full_res_padding if inpaint and params.inpaint_full_res else None,
@@ -92,6 +97,7 @@ def format_infotext(params: GenerationParams, *, seed: int, subseed: int, model_
         "Outpaint fill": params.outpaint_fill.value if mode is Mode.OUTPAINT else None,
         "Clip skip": params.clip_skip if params.clip_skip > 1 else None,
         "RNG": "CPU",  # noise comes from per-image CPU generators: A1111's "CPU" random source
+        **(_hires_values(params, sampler, schedule) if params.hires else {}),
     }
     values.update(extra or {})
     values.pop("Version", None)
@@ -101,6 +107,23 @@ def format_infotext(params: GenerationParams, *, seed: int, subseed: int, model_
              if (v := values[k]) is not None and v != ""]
     negative = f"\n{NEGATIVE_PREFIX} {params.negative_prompt}" if params.negative_prompt else ""
     return f"{params.prompt}{negative}\n{', '.join(pairs)}".strip()
+
+
+def _hires_values(params: GenerationParams, sampler: str, schedule: str) -> dict[str, Any]:
+    """The hires keys A1111 writes: only those in use, and only what differs from the first pass."""
+    resized = params.hr_resize_x or params.hr_resize_y
+    hr_sampler, hr_schedule = _canonical_sampler(params.hr_sampler or sampler, params.hr_schedule or schedule)
+    return {
+        "Hires sampler": hr_sampler if hr_sampler != sampler else None,
+        "Hires schedule type": hr_schedule if hr_schedule != schedule else None,
+        "Hires prompt": params.hr_prompt if params.hr_prompt and params.hr_prompt != params.prompt else None,
+        "Hires negative prompt": (params.hr_negative_prompt if params.hr_negative_prompt
+                                  and params.hr_negative_prompt != params.negative_prompt else None),
+        "Hires upscale": None if resized else params.hr_scale,
+        "Hires resize": f"{params.hr_resize_x}x{params.hr_resize_y}" if resized else None,
+        "Hires steps": params.hr_second_pass_steps or None,
+        "Hires upscaler": params.hr_upscaler,
+    }
 
 
 def parse_infotext(text: str) -> dict[str, Any]:
@@ -173,6 +196,7 @@ def params_from_infotext(source: str | Mapping[str, Any], base: GenerationParams
         changes["lora_hashes"] = name_hashes(info["Lora hashes"])
     if info.get("VAE"):
         changes["vae"] = str(info["VAE"])
+    changes.update(_hires_fields(info, changes.get("sampler", base.sampler), changes.get("schedule", base.schedule)))
     if "Inpaint area" in info:
         changes["inpaint_full_res"] = info["Inpaint area"] == "Only masked"
     if "Mask mode" in info:
@@ -189,6 +213,34 @@ def params_from_infotext(source: str | Mapping[str, Any], base: GenerationParams
     if info.get("Outpaint fill") in {f.value for f in OutpaintFill}:
         changes["outpaint_fill"] = OutpaintFill(info["Outpaint fill"])
     return base.replace(**changes)
+
+
+def _hires_fields(info: Mapping[str, Any], sampler: str, schedule: str) -> dict[str, Any]:
+    """GenerationParams' hires fields from A1111's keys; hires is on when the keys say so, as A1111 reads them."""
+    on = "Denoising strength" in info and any(k in info for k in ("Hires upscale", "Hires upscaler", "Hires resize-1"))
+    if not on:
+        return {"enable_hr": False}
+    fields: dict[str, Any] = {"enable_hr": True, "hr_scale": 2.0, "hr_resize_x": 0, "hr_resize_y": 0,
+                              "hr_second_pass_steps": 0, "hr_upscaler": str(info.get("Hires upscaler") or "Latent"),
+                              "hr_checkpoint": str(info.get("Hires checkpoint") or ""),
+                              "hr_prompt": str(info.get("Hires prompt") or ""),
+                              "hr_negative_prompt": str(info.get("Hires negative prompt") or ""),
+                              "hr_sampler": "", "hr_schedule": ""}
+    if "Hires upscale" in info:
+        fields["hr_scale"] = _to_float("Hires upscale", info["Hires upscale"])
+    if "Hires resize-1" in info:
+        fields["hr_resize_x"] = _to_int("Hires resize", info["Hires resize-1"])
+        fields["hr_resize_y"] = _to_int("Hires resize", info.get("Hires resize-2", 0))
+    if "Hires steps" in info:
+        fields["hr_second_pass_steps"] = _to_int("Hires steps", info["Hires steps"])
+    if info.get("Hires sampler") or info.get("Hires schedule type"):
+        chosen = _sampler_fields(str(info.get("Hires sampler") or sampler),
+                                 str(info.get("Hires schedule type") or schedule))
+        if chosen.get("sampler", sampler) != sampler:
+            fields["hr_sampler"] = chosen["sampler"]
+        if chosen.get("schedule", schedule) != schedule:
+            fields["hr_schedule"] = chosen["schedule"]
+    return fields
 
 
 def name_hashes(value: Any) -> dict[str, str]:

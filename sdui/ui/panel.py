@@ -38,12 +38,13 @@ class Panel:
 
 
 def build(tab: str, outputs_dir: Path, extras: Callable[[], dict[str, Any]] | None = None,
-          show_size: bool = True, networks: Callable[[str], NetworksPanel] | None = None) -> Panel:
+          show_size: bool = True, networks: Callable[[str], NetworksPanel] | None = None,
+          below_steps: Callable[[], dict[str, Any]] | None = None) -> Panel:
     """Lay out a tab: prompt row on top, then `networks(tab)` (the extra networks panel), settings (with the
-    tab's own `extras` first) left, results right.
+    tab's own `extras` first, `below_steps` under the steps slider) left, results right.
 
-    `extras()` builds the tab's own widgets and returns them by name; names that are GenerationParams
-    fields become panel fields, the others land in `Panel.extras`.
+    `extras()` and `below_steps()` build the tab's own widgets and return them by name; names that are
+    GenerationParams fields become panel fields, the others land in `Panel.extras`.
     """
     with gr.Row(equal_height=False):
         with gr.Column(scale=6):
@@ -66,6 +67,7 @@ def build(tab: str, outputs_dir: Path, extras: Callable[[], dict[str, Any]] | No
                 schedule = gr.Dropdown(samplers.schedule_names(), value="Automatic", label="Schedule type",
                                        elem_id=f"{tab}_schedule")
             steps = gr.Slider(1, STEPS_MAX, value=20, step=1, label="Sampling steps", elem_id=f"{tab}_steps")
+            own.update(below_steps() if below_steps else {})
             with gr.Row(visible=show_size):
                 with gr.Column(scale=4):
                     width = gr.Slider(SIZE_MIN, SIZE_MAX, value=512, step=64, label="Width", elem_id=f"{tab}_width")

@@ -1,4 +1,4 @@
-"""The txt2img tab: the shared panel and nothing else."""
+"""The txt2img tab: the shared panel with A1111's "Hires. fix" accordion under the steps."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 import gradio as gr
 
 from sdui.params import GenerationParams, Mode
-from sdui.ui import panel as panel_ui
+from sdui.ui import hires as hires_ui
 from sdui.ui import networks, run
+from sdui.ui import panel as panel_ui
 from sdui.ui.context import UIContext
 from sdui.ui.topbar import TopBar
 
@@ -17,12 +18,17 @@ from sdui.ui.topbar import TopBar
 def build(ctx: UIContext) -> panel_ui.Panel:
     """Lay out the tab (call inside gr.Tabs)."""
     with gr.Tab("txt2img", id="txt2img"):
-        return panel_ui.build("txt2img", ctx.settings.outputs_dir, networks=partial(networks.build, ctx))
+        return panel_ui.build("txt2img", ctx.settings.outputs_dir, networks=partial(networks.build, ctx),
+                              below_steps=partial(hires_ui.build, ctx))
 
 
 def bind(ctx: UIContext, panel: panel_ui.Panel, bar: TopBar) -> None:
-    """Wire Generate (api_name "txt2img"), Interrupt and the panel buttons."""
-    run.bind_tab(ctx, panel, bar, "txt2img", to_params)
+    """Wire Generate (api_name "txt2img"), Interrupt, the panel buttons and the hires size line."""
+    run.bind_tab(ctx, panel, bar, "txt2img", to_params, skip=("hires_size",))
+    f = panel.fields
+    hires_ui.bind(f, panel.extras["hires_size"])
+    bar.refresh.click(partial(hires_ui.refresh, ctx), [f["hr_upscaler"], f["hr_checkpoint"]],
+                      [f["hr_upscaler"], f["hr_checkpoint"]], queue=False, api_visibility="private")
 
 
 def to_params(fields: dict[str, Any]) -> GenerationParams:

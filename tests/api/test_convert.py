@@ -79,7 +79,7 @@ def test_a1111_defaults_and_old_sampler_names():
 
 
 @pytest.mark.parametrize("fields, field", [
-    ({"enable_hr": True}, "enable_hr"), ({"script_name": "x/y/z plot"}, "script_name"),
+    ({"script_name": "x/y/z plot"}, "script_name"),
     ({"alwayson_scripts": {"controlnet": {"args": []}}}, "alwayson_scripts"), ({"restore_faces": True}, "restore_faces"),
     ({"tiling": True}, "tiling"), ({"styles": ["cinematic"]}, "styles"), ({"refiner_checkpoint": "x"}, "refiner_checkpoint"),
 ])

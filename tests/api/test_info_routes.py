@@ -87,15 +87,17 @@ def test_flags_memory_and_empty_extras(api_server):
     memory = requests.get(api_server.api("memory"), timeout=30).json()
     assert memory["ram"]["total"] > memory["ram"]["free"] > 0 and isinstance(memory["cuda"], dict)
     assert requests.get(api_server.api("scripts"), timeout=30).json() == {"txt2img": [], "img2img": []}
-    for route in ("sd-vae", "upscalers", "script-info", "prompt-styles", "face-restorers"):
+    for route in ("sd-vae", "script-info", "prompt-styles", "face-restorers"):
         assert requests.get(api_server.api(route), timeout=30).json() == [], route
+    upscalers = requests.get(api_server.api("upscalers"), timeout=30).json()
+    assert [u["name"] for u in upscalers] == ["None", "Lanczos", "Nearest"]  # the built-ins, no model files
     assert requests.get(api_server.api("embeddings"), timeout=30).json() == {"loaded": {}, "skipped": {}}
 
 
 def test_openapi_lists_the_routes(api_server):
     paths = requests.get(f"{api_server.url}/openapi.json", timeout=30).json()["paths"]
     for route in ("txt2img", "img2img", "png-info", "progress", "interrupt", "skip", "sd-models", "options",
-                  "samplers", "schedulers", "refresh-checkpoints"):
+                  "samplers", "schedulers", "refresh-checkpoints", "latent-upscale-modes"):
         assert f"/sdapi/v1/{route}" in paths, route
     assert "enable_hr" in json.dumps(requests.get(f"{api_server.url}/openapi.json", timeout=30).json())
 
