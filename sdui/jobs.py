@@ -1,8 +1,8 @@
 """The one FIFO job queue in front of the device, shared by the UI and the API.
 
 A Job carries its params, state, progress and its own interrupt; one worker thread (started by
-`JobQueue.start()`, never at import) runs the jobs one at a time through the Engine and the
-OutputWriter. No Gradio, HTTP or diffusers here.
+`JobQueue.start()`, never at import) runs the jobs one at a time through the Engine (Extras jobs through
+the postprocess runner with the manager's upscalers) and the OutputWriter. No Gradio, HTTP or diffusers here.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Callable
 
 from PIL import Image
 
+from sdui.engine.postprocess import ExtrasParams, ExtrasResult, check_upscalers, run_extras
 from sdui.engine.result import Progress, Result
 from sdui.params import GenerationParams
 
@@ -64,9 +65,9 @@ class JobProgress:
 
 
 class Job:
-    """One generation request in the queue; created by `JobQueue.submit`."""
+    """One generation (or Extras) request in the queue; created by `JobQueue.submit`."""
 
-    def __init__(self, params: GenerationParams, owner: str, save: bool,
+    def __init__(self, params: GenerationParams | ExtrasParams, owner: str, save: bool,
                  position: Callable[[Job], int]) -> None:
         self.id: str = uuid.uuid4().hex[:12]
         self.owner = owner
@@ -80,14 +81,14 @@ class Job:
         self.saved_paths: list[Path] = []
         self.save_error: str | None = None
         self.error: BaseException | None = None
-        self.result: Result | None = None
+        self.result: Result | ExtrasResult | None = None
         self.skipped = False
         self._position = position
         self._cancel = threading.Event()
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._step = 0
-        self._total = params.steps * params.batch_count
+        self._total = params.total_steps
         self._batch_index = 0
         self._batch_count = params.batch_count
         self._preview: Image.Image | None = None
@@ -113,7 +114,7 @@ class Job:
         self.skipped = True
         self._cancel.set()
 
-    def wait(self, timeout: float | None = None) -> Result:
+    def wait(self, timeout: float | None = None) -> Result | ExtrasResult:
         """Block until the job ends; return its Result or re-raise the error that failed it.
 
         Raises TimeoutError when `timeout` passes first.
@@ -157,7 +158,8 @@ class Job:
         with self._lock:
             self.state = state
 
-    def _finish(self, state: JobState, result: Result | None = None, error: BaseException | None = None) -> None:
+    def _finish(self, state: JobState, result: Result | ExtrasResult | None = None,
+                error: BaseException | None = None) -> None:
         with self._lock:
             self.result, self.error, self.state = result, error, state
             self.finished_at = time.monotonic()
@@ -210,7 +212,7 @@ class JobQueue:
             self._cond.notify_all()
         for job in pending:
             job.interrupt()
-            job._finish(JobState.INTERRUPTED, result=Result(params=job.params, interrupted=True))
+            job._finish(JobState.INTERRUPTED, result=_nothing_done(job.params))
             self._history.append(job)
         if self._thread is not None:
             self._thread.join(timeout)
@@ -220,9 +222,11 @@ class JobQueue:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def submit(self, params: GenerationParams, owner: str = "", *, save: bool = True) -> Job:
+    def submit(self, params: GenerationParams | ExtrasParams, owner: str = "", *, save: bool = True) -> Job:
         """Validate `params` (ValueError at once) and queue a job; `save=False` keeps it in memory only."""
         params.validate()
+        if isinstance(params, ExtrasParams):
+            check_upscalers(params, self.engine.manager.upscalers)
         job = Job(params, owner, save, self.position)
         with self._cond:
             if self._stopping:
@@ -293,20 +297,32 @@ class JobQueue:
 
     def _run(self, job: Job) -> None:
         if job.interrupted:
-            job._finish(JobState.INTERRUPTED, result=Result(params=job.params, interrupted=True))
+            job._finish(JobState.INTERRUPTED, result=_nothing_done(job.params))
             return
         job.started_at = time.monotonic()
         job._set_state(JobState.RUNNING)
         try:
-            result = self.engine.run(job.params, progress=job._on_progress, cancel=job._cancel)
+            if isinstance(job.params, ExtrasParams):
+                result = run_extras(job.params, self.engine.manager.upscalers, progress=job._on_progress,
+                                    cancel=job._cancel)
+            else:
+                result = self.engine.run(job.params, progress=job._on_progress, cancel=job._cancel)
         except Exception as e:  # noqa: BLE001 - any failure belongs to this job, never to the worker
             log.warning("job %s failed: %s: %s", job.id, type(e).__name__, e)
             job._finish(JobState.FAILED, error=e)
             return
         if job.save and self.writer is not None and result.images:
             try:
-                job.saved_paths = list(self.writer.save(result))
+                saved = self.writer.save_extras(result) if isinstance(result, ExtrasResult) else self.writer.save(result)
+                job.saved_paths = list(saved)
             except Exception as e:  # noqa: BLE001 - SaveError (an OSError) or a writer bug: keep the images
                 job.save_error = str(e)
                 log.warning("job %s: saving failed: %s", job.id, e)
         job._finish(JobState.INTERRUPTED if result.interrupted else JobState.DONE, result=result)
+
+
+def _nothing_done(params: GenerationParams | ExtrasParams) -> Result | ExtrasResult:
+    """The result of a job interrupted before it started."""
+    if isinstance(params, ExtrasParams):
+        return ExtrasResult(params=params, interrupted=True)
+    return Result(params=params, interrupted=True)

@@ -167,6 +167,8 @@ class LoraItem(BaseModel):
 
 
 class UpscalerItem(BaseModel):
+    """One row of GET /sdapi/v1/upscalers (A1111's UpscalerItem)."""
+
     model_config = ConfigDict(protected_namespaces=())
     name: str
     model_name: str | None = None
@@ -204,3 +206,52 @@ class OptionsUpdate(BaseModel):
     outdir_img2img_samples: str | None = None
     sd_vae: str | None = None
     sd_checkpoints_limit: int | None = None
+
+
+class ExtrasBaseRequest(_Request):
+    """The fields both Extras routes share (A1111's ExtrasBaseRequest, same names, defaults and bounds)."""
+
+    resize_mode: int = Field(0, ge=0, le=1, description="0: scale by upscaling_resize; 1: scale to "
+                                                      "upscaling_resize_w x upscaling_resize_h")
+    show_extras_results: bool = Field(True, description="Accepted for A1111 clients; the images always come back")
+    gfpgan_visibility: float = Field(0, ge=0, le=1, description="Face restoration: not supported, must be 0",
+                                     **_FLOAT)
+    codeformer_visibility: float = Field(0, ge=0, le=1, description="Face restoration: not supported, must be 0",
+                                         **_FLOAT)
+    codeformer_weight: float = Field(0, ge=0, le=1, **_FLOAT)
+    upscaling_resize: float = Field(2, gt=0, description="Scale by (resize_mode 0), at most 8", **_FLOAT)
+    upscaling_resize_w: int = Field(512, ge=1, description="Target width (resize_mode 1), at most 8192")
+    upscaling_resize_h: int = Field(512, ge=1, description="Target height (resize_mode 1), at most 8192")
+    upscaling_crop: bool = Field(True, description="Crop to fit the target size (resize_mode 1)")
+    upscaler_1: str = Field("None", description="Main upscaler, a name from /sdapi/v1/upscalers")
+    upscaler_2: str = Field("None", description="Secondary upscaler, a name from /sdapi/v1/upscalers")
+    extras_upscaler_2_visibility: float = Field(0, ge=0, le=1, description="How much of upscaler 2 to blend in",
+                                                **_FLOAT)
+    upscale_first: bool = Field(False, description="Accepted for A1111 clients (matters with face restoration only)")
+
+
+class ExtrasSingleImageRequest(ExtrasBaseRequest):
+    """POST /sdapi/v1/extra-single-image."""
+
+    image: str = Field("", description="The picture as base64 (a data: URL prefix is fine)")
+
+
+class FileData(BaseModel):
+    data: str = Field(description="The file as base64")
+    name: str = Field(description="The file name")
+
+
+class ExtrasBatchImagesRequest(ExtrasBaseRequest):
+    """POST /sdapi/v1/extra-batch-images."""
+
+    imageList: list[FileData] = Field(description="The pictures to work on")  # A1111's field name
+
+
+class ExtrasSingleImageResponse(BaseModel):
+    html_info: str = Field(description="The postprocessing text as HTML")
+    image: str | None = Field(default=None, description="The result as base64 PNG")
+
+
+class ExtrasBatchImagesResponse(BaseModel):
+    html_info: str = Field(description="The postprocessing text as HTML")
+    images: list[str] = Field(description="The results as base64 PNG")

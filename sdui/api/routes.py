@@ -19,6 +19,7 @@ from sdui.api import convert
 from sdui.api.auth import make_owner_dependency
 from sdui.api.context import ApiContext
 from sdui.api.errors import ApiError, ApiRoute
+from sdui.api.extras_routes import add_extras_routes
 from sdui.api.info_routes import add_info_routes
 from sdui.api.models import (ImageResponse, Img2ImgRequest, PNGInfoRequest, PNGInfoResponse, ProgressResponse,
                              Txt2ImgRequest)
@@ -41,6 +42,7 @@ def mount_api(app: FastAPI, *, queue: JobQueue, manager: "ModelManager", catalog
     router = APIRouter(prefix=PREFIX, route_class=ApiRoute, dependencies=[Depends(owner_dep)], tags=["sdapi"])
     _add_generation_routes(router, ctx, owner_dep)
     add_info_routes(router, ctx)
+    add_extras_routes(router, ctx, owner_dep)
     app.include_router(router)
     if app.docs_url is None:  # Gradio's app turns FastAPI's docs off: serve the API's own at /docs
         _add_docs(app, router, owner_dep)
@@ -76,7 +78,7 @@ def _add_generation_routes(router: APIRouter, ctx: ApiContext, owner_dep: Any) -
 
     @router.post("/txt2img", response_model=ImageResponse)
     def txt2img(req: Txt2ImgRequest, owner: Owner) -> ImageResponse:
-        params = convert.txt2img_params(req, ctx.catalog, **_defaults(ctx))
+        params = convert.txt2img_params(req, ctx.catalog, upscalers=ctx.manager.upscalers, **_defaults(ctx))
         return _run(ctx, req, params, owner)
 
     @router.post("/img2img", response_model=ImageResponse)

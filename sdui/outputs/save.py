@@ -1,4 +1,5 @@
-"""Saving a Result to disk as `<root>/<mode>-images/YYYY-MM-DD/NNNNN-SEED.<ext>` with its infotext inside.
+"""Saving a Result to disk as `<root>/<mode>-images/YYYY-MM-DD/NNNNN-SEED.<ext>` with its infotext inside, and an
+Extras result as `<root>/extras-images/NNNNN.<ext>` (a batch: `<source name>.<ext>`, else `<source name>-NNNN.<ext>`).
 
 An image is encoded in memory, written to a temporary name in its folder and fsynced, then claimed under
 its final name with os.link, which fails rather than overwrite. Numbering runs under a lock per folder
@@ -8,13 +9,17 @@ in this process and a file lock across processes, so concurrent saves never clas
 from __future__ import annotations
 
 import errno
+import functools
 import io
+import itertools
 import os
 import re
 import secrets
 import threading
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import piexif
 import piexif.helper
@@ -24,12 +29,20 @@ from PIL.PngImagePlugin import PngInfo
 
 from sdui.engine.result import Result
 
+if TYPE_CHECKING:
+    from sdui.engine.postprocess import ExtrasResult
+
 FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 JPEG_EXIF_MAX_BYTES = 65533  # one JPEG APP1 segment
 JPEG_QUALITY = 95
 LOCK_NAME = ".sdui-save.lock"
 LOCK_TIMEOUT_S = 60.0
 _NUMBERED = re.compile(r"^(\d+)-")
+EXTRAS_FOLDER = "extras-images"
+# A1111's `postprocessing` and `extras` text chunks both hold the postprocessing text; `parameters` stays the source's.
+EXTRAS_CHUNKS = ("postprocessing", "extras")
+SOURCE_NAME_MAX = 120
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 # link() unsupported here (FAT, some network shares): fall back to an exclusive create + rename.
 _NO_LINK = {getattr(errno, name) for name in ("EPERM", "EOPNOTSUPP", "ENOTSUP", "EXDEV", "EMLINK", "ENOSYS")
             if hasattr(errno, name)}
@@ -86,17 +99,50 @@ class OutputWriter:
                 raise SaveError(_message(e, folder, len(saved), len(result.images)), saved, e.errno) from e
         return saved
 
+    def save_extras(self, result: ExtrasResult) -> list[Path]:
+        """Save every picture of an Extras result in `<root>/extras-images/` (no date folder, as A1111); return
+        their paths ([] when saving is off). A PNG keeps the source's `parameters` chunk and gets A1111's
+        `postprocessing` and `extras` chunks; a JPEG/WEBP carries the source's infotext (else the postprocessing
+        text) as its EXIF UserComment. Raises SaveError like `save`."""
+        if not self.enabled or not result.images:
+            return []
+        folder = self.root / EXTRAS_FOLDER
+        saved: list[Path] = []
+        for i, image in enumerate(result.images):
+            postprocessing = result.infotexts[i] if i < len(result.infotexts) else ""
+            parameters = result.parameters[i] if i < len(result.parameters) else None
+            name = source_file_name(result.names[i] if i < len(result.names) else None)
+            if self.fmt == "png":
+                data = png_bytes_with(image, {"parameters": parameters, **dict.fromkeys(EXTRAS_CHUNKS, postprocessing)})
+                sidecar = ""
+            else:
+                info = parameters or postprocessing
+                data, too_long = _encode(image, info, self.fmt)
+                sidecar = info if too_long else ""
+            try:
+                names = functools.partial(_extras_names, folder, name, self.fmt)
+                saved.append(self._write(folder, data, names, sidecar))
+            except OSError as e:
+                raise SaveError(_message(e, folder, len(saved), len(result.images)), saved, e.errno) from e
+        return saved
+
     def _save_one(self, folder: Path, image: Image.Image, seed: int, info: str) -> Path:
         data, sidecar = _encode(image, info, self.fmt)
+        names = functools.partial(_numbered_names, folder, f"{seed}.{self.fmt}")
+        return self._write(folder, data, names, info if sidecar else "")
+
+    def _write(self, folder: Path, data: bytes, names: Callable[[], Iterable[str]], sidecar: str) -> Path:
+        """Write `data` under the first free name of `names()` (called under the folder's lock; never replacing a
+        file); `sidecar` text goes to a .txt beside it."""
         folder.mkdir(parents=True, exist_ok=True)
         temp = _write_temp(folder, data, ".tmp")
         try:
             with self._lock(folder):
-                path = _claim(folder, temp, f"{seed}.{self.fmt}")
+                path = _claim(folder, temp, names())
         finally:
             _remove(temp)
         if sidecar:
-            text_temp = _write_temp(folder, info.encode("utf-8"), ".txt.tmp")
+            text_temp = _write_temp(folder, sidecar.encode("utf-8"), ".txt.tmp")
             os.replace(text_temp, path.with_suffix(".txt"))  # the name derives from our unique image name
         return path
 
@@ -142,11 +188,42 @@ def next_number(folder: Path) -> int:
     return highest + 1
 
 
+def next_extras_number(folder: Path, basename: str = "") -> int:
+    """A1111's get_next_sequence_number: one more than the highest number starting a name in `folder` (after
+    `basename-` when a basename is given); 0 when there is none."""
+    prefix = f"{basename}-" if basename else ""
+    highest = -1
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith(prefix):
+                    first = os.path.splitext(entry.name[len(prefix):])[0].split("-")[0]
+                    if first.isdigit():
+                        highest = max(highest, int(first))
+    except FileNotFoundError:
+        pass
+    return highest + 1
+
+
+def source_file_name(name: str | None) -> str | None:
+    """A source picture's name made safe as a file name (no folders, no control or reserved characters), or None."""
+    if not name:
+        return None
+    safe = _UNSAFE_NAME.sub("_", os.path.basename(str(name).replace("\\", "/"))).strip(" .")
+    return safe[:SOURCE_NAME_MAX] or None
+
+
 def png_bytes(image: Image.Image, infotext: str | None) -> bytes:
     """A PNG with the infotext in its `parameters` text chunk, as A1111 writes it."""
+    return png_bytes_with(image, {"parameters": infotext})
+
+
+def png_bytes_with(image: Image.Image, chunks: dict[str, str | None]) -> bytes:
+    """A PNG with one text chunk per key of `chunks`, in order (empty values are left out)."""
     pnginfo = PngInfo()
-    if infotext:
-        pnginfo.add_text("parameters", infotext)
+    for key, text in chunks.items():
+        if text:
+            pnginfo.add_text(key, text)
     buffer = io.BytesIO()
     image.save(buffer, "PNG", pnginfo=pnginfo)
     return buffer.getvalue()
@@ -192,26 +269,39 @@ def _write_temp(folder: Path, data: bytes, suffix: str) -> Path:
     return temp
 
 
-def _claim(folder: Path, temp: Path, suffix: str) -> Path:
-    """Give `temp` the next free `NNNNN-<suffix>` name without ever replacing an existing file."""
-    number = next_number(folder)
-    while True:
-        final = folder / f"{number:05d}-{suffix}"
+def _numbered_names(folder: Path, suffix: str) -> Iterable[str]:
+    """`NNNNN-<suffix>` from the next free number on (call under the folder's lock)."""
+    return (f"{number:05d}-{suffix}" for number in itertools.count(next_number(folder)))
+
+
+def _extras_names(folder: Path, name: str | None, ext: str) -> Iterable[str]:
+    """A1111's extras names: `NNNNN.<ext>`; with a source name `<name>.<ext>`, then `<name>-NNNN.<ext>` (A1111
+    overwrites `<name>.<ext>`; sdui takes the next number instead)."""
+    if name is None:
+        return (f"{number:05d}.{ext}" for number in itertools.count(next_extras_number(folder)))
+    numbered = (f"{name}-{number:04d}.{ext}" for number in itertools.count(next_extras_number(folder, name)))
+    return itertools.chain([f"{name}.{ext}"], numbered)
+
+
+def _claim(folder: Path, temp: Path, names: Iterable[str]) -> Path:
+    """Give `temp` the first free name of `names` without ever replacing an existing file."""
+    for name in names:
+        final = folder / name
         try:
             os.link(temp, final)
             return final
         except FileExistsError:
-            number += 1
+            continue
         except OSError as e:
             if e.errno not in _NO_LINK:
                 raise
             try:
                 os.close(os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             except FileExistsError:
-                number += 1
                 continue
             os.replace(temp, final)  # replaces only the empty placeholder we just created
             return final
+    raise FileExistsError(errno.EEXIST, "no free file name", str(folder))
 
 
 def _remove(path: Path) -> None:

@@ -1,10 +1,10 @@
-"""The whole page: top bar, the five tabs, and the wiring between them (Send to…, Ctrl+Enter, card clicks)."""
+"""The whole page: top bar, the tabs, and the wiring between them (Send to…, Ctrl+Enter, card clicks)."""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from sdui.ui import img2img, inpaint, networks, outpaint, pnginfo, topbar, txt2img
+from sdui.ui import extras, img2img, inpaint, networks, outpaint, pnginfo, topbar, txt2img
 from sdui.ui import panel as panel_ui
 from sdui.ui import results as results_ui
 from sdui.ui.context import UIContext
@@ -33,13 +33,19 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
         bar = topbar.build(ctx)
         with gr.Tabs() as tabs:
             panels = {name: module.build(ctx) for name, module in GENERATE_TABS.items()}
+            extras_tab = extras.build(ctx)  # before PNG info, as in A1111
             png = pnginfo.build()
         topbar.bind(ctx, bar)
         for name, module in GENERATE_TABS.items():
             module.bind(ctx, panels[name], bar)
+        extras.bind(ctx, extras_tab)
         pnginfo.bind(ctx, png, tabs, panels, bar)
+        extras.bind_send_to_extras(png.send_extras, lambda image: image, [png.image], tabs, extras_tab,
+                                   "Nothing to send yet: drop a picture first")
         for source in panels.values():
-            _bind_send_to(source, tabs, panels)
+            _bind_send_to(source.results, tabs, panels, extras_tab,
+                          (source.fields["prompt"], source.fields["negative_prompt"]))
+        _bind_send_to(extras_tab.results, tabs, panels, extras_tab)
         demo.load(None, js=page_js(CTRL_ENTER_JS, networks.CARDS_JS))
     return demo
 
@@ -49,20 +55,26 @@ def page_js(*scripts: str) -> str:
     return "() => {\n" + "".join(f"  ({script.strip()})();\n" for script in scripts) + "}"
 
 
-def _bind_send_to(source: panel_ui.Panel, tabs: gr.Tabs, panels: dict[str, panel_ui.Panel]) -> None:
-    """A result's "Send to X": its file into X's picture input, with the prompts, and switch to X."""
-    for target, button in source.results.send.items():
+def _bind_send_to(results: results_ui.Results, tabs: gr.Tabs, panels: dict[str, panel_ui.Panel],
+                  extras_tab: extras.ExtrasTab, prompts: tuple[gr.Textbox, ...] = ()) -> None:
+    """A result's "Send to X": its file into X's picture input, with the `prompts` (prompt, negative prompt) when
+    the source tab has them, and switch to X."""
+    nothing = "Nothing to send yet: generate an image first"
+    for target, button in results.send.items():
+        if target == extras.TAB:
+            extras.bind_send_to_extras(button, results_ui.selected_path, [results.data, results.selected], tabs,
+                                       extras_tab, nothing)
+            continue
         dest = panels[target]
         image_widget = pnginfo.image_input(dest)
+        dest_prompts = [dest.fields["prompt"], dest.fields["negative_prompt"]] if prompts else []
 
-        def send(data: dict | None, selected: int | None, prompt: str, negative: str, target: str = target):
+        def send(data: dict | None, selected: int | None, *texts: str, target: str = target):
             path = results_ui.selected_path(data, selected)
             if path is None:
-                raise gr.Error("Nothing to send yet: generate an image first")
-            return path, prompt, negative, gr.Tabs(selected=target)
+                raise gr.Error(nothing)
+            return path, *texts, gr.Tabs(selected=target)
 
         # Queued so its gr.Error shows a toast (Gradio 6 shows none for queue=False); no concurrency_id: runs at once.
-        button.click(send, [source.results.data, source.results.selected, source.fields["prompt"],
-                            source.fields["negative_prompt"]],
-                     [image_widget, dest.fields["prompt"], dest.fields["negative_prompt"], tabs],
-                     api_visibility="private", show_progress="hidden")
+        button.click(send, [results.data, results.selected, *prompts],
+                     [image_widget, *dest_prompts, tabs], api_visibility="private", show_progress="hidden")

@@ -10,6 +10,7 @@ import gradio as gr
 from sdui.models.errors import ModelNotFound
 from sdui.outputs.infotext import params_from_infotext, parse_infotext
 from sdui.outputs.read import read_infotext
+from sdui.ui import hires as hires_ui
 from sdui.ui import panel as panel_ui
 from sdui.ui import topbar
 from sdui.ui.context import UIContext
@@ -24,6 +25,7 @@ class PngInfo:
     table: gr.Dataframe
     send: dict[str, gr.Button]
     regenerate: gr.Button
+    send_extras: gr.Button  # the picture itself into Extras (wired by blocks.py)
 
 
 def build() -> PngInfo:
@@ -40,8 +42,9 @@ def build() -> PngInfo:
                                      elem_id="pnginfo_table")
                 with gr.Row():
                     send = {t: gr.Button(f"Send to {t}", elem_id=f"pnginfo_send_to_{t}") for t in SEND_TARGETS}
+                    send_extras = gr.Button("Send to extras", elem_id="pnginfo_send_to_extras")
                 regenerate = gr.Button("Regenerate", variant="primary", elem_id="pnginfo_regenerate")
-    return PngInfo(image=image, text=text, table=table, send=send, regenerate=regenerate)
+    return PngInfo(image=image, text=text, table=table, send=send, regenerate=regenerate, send_extras=send_extras)
 
 
 def read(image: str | None) -> tuple[str, list[list[str]]]:
@@ -108,6 +111,9 @@ def infotext_updates(ctx: UIContext, text: str, panel: panel_ui.Panel,
         else:
             notes.append(f"The picture's VAE '{info['VAE']}' is not in {ctx.settings.vae_dir}: the SD VAE setting "
                          "was left as it is")
+    if "enable_hr" in panel.fields:
+        hr_checkpoint = checkpoint_title(ctx, params.hr_checkpoint) if params.hr_checkpoint else None
+        notes += hires_ui.sent_updates(ctx, panel.fields, params, hr_checkpoint, updates)
     return updates, notes
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import gradio as gr
 
-SEND_TARGETS = ("img2img", "inpaint", "outpaint")
+SEND_TARGETS = ("img2img", "inpaint", "outpaint", "extras")  # the generation tabs' results
+PICTURE_TARGETS = ("img2img", "inpaint", "outpaint")  # the tabs that take a picture (and so Extras' results)
 PROGRESS_CSS = ".sdui-progress-bar { width: 100%; height: 14px; accent-color: #f97316; }"
 WARNINGS_CSS = """
 .sdui-warnings { border: 1px solid #f59e0b; border-radius: 6px; padding: 6px 10px;
@@ -37,19 +38,20 @@ class Results:
                 self.job]
 
 
-def build(tab: str, outputs_dir: Path) -> Results:
-    """Create the results column of `tab` (call inside a Column)."""
+def build(tab: str, outputs_dir: Path, send_targets: tuple[str, ...] = SEND_TARGETS,
+          info_label: str = "Generation parameters") -> Results:
+    """Create the results column of `tab` (call inside a Column), with a "Send to" button per target."""
     progress = gr.HTML("", elem_id=f"{tab}_progress", padding=False, css_template=PROGRESS_CSS)
     preview = gr.Image(label="Preview", type="pil", format="png", interactive=False, visible=False,
                        elem_id=f"{tab}_preview", height=256)
     gallery = gr.Gallery(label="Output", format="png", columns=2, height=480, interactive=False,
                          elem_id=f"{tab}_gallery", object_fit="contain")
-    infotext = gr.Textbox(label="Generation parameters", lines=4, interactive=False, elem_id=f"{tab}_infotext")
+    infotext = gr.Textbox(label=info_label, lines=4, interactive=False, elem_id=f"{tab}_infotext")
     warnings = gr.HTML("", elem_id=f"{tab}_warnings", css_template=WARNINGS_CSS, js_on_load=None)
     data = gr.JSON(value=empty_data(), visible=False, label="Result data")
     with gr.Row():
         send = {target: gr.Button(f"Send to {target}", size="sm", elem_id=f"{tab}_send_to_{target}")
-                for target in SEND_TARGETS}
+                for target in send_targets}
     gr.Markdown(f"Images are saved in `{outputs_dir}`", elem_id=f"{tab}_outputs_folder")
     return Results(progress=progress, preview=preview, gallery=gallery, infotext=infotext, warnings=warnings, data=data,
                    selected=gr.State(0), job=gr.State(None), send=send)

@@ -20,6 +20,8 @@ ODD_LORA = "say \"hi\" & <b it's"  # quotes, & and < must come back from the pag
 SEEDED_LORAS = ("detail.safetensors", f"characters/{ODD_LORA}.safetensors")
 SEEDED_EMBEDDING = "EasyNegative"
 SEEDED_VAE = "placeholder-vae.safetensors"
+# A real (tiny, random-weight) 4x ESRGAN in the upscaler folder: Extras and hires fix can run it by this name.
+TINY_UPSCALER = "tiny-esrgan-4x"
 
 
 @dataclass
@@ -30,6 +32,8 @@ class Server:
     lora_dir: Path
     embeddings_dir: Path
     vae_dir: Path
+    esrgan_dir: Path
+    upscaler: str = TINY_UPSCALER  # the name the upscaler dropdowns list it under
 
 
 @pytest.fixture(scope="session")
@@ -37,15 +41,17 @@ def server(tiny_model_dir, tmp_path_factory) -> Server:
     work = tmp_path_factory.mktemp("browser-server")
     ckpt_dir = work / "models"  # its own copy: tests may add checkpoints while it runs
     shutil.copytree(tiny_model_dir / DEMO_NAME, ckpt_dir / DEMO_NAME)
-    lora_dir, embeddings_dir, vae_dir = work / "Lora", work / "embeddings", work / "VAE"
-    _seed(lora_dir, embeddings_dir, vae_dir)
-    flags = ("--lora-dir", str(lora_dir), "--embeddings-dir", str(embeddings_dir), "--vae-dir", str(vae_dir))
+    lora_dir, embeddings_dir, vae_dir, esrgan_dir = work / "Lora", work / "embeddings", work / "VAE", work / "ESRGAN"
+    _seed(lora_dir, embeddings_dir, vae_dir, esrgan_dir)
+    flags = ("--lora-dir", str(lora_dir), "--embeddings-dir", str(embeddings_dir), "--vae-dir", str(vae_dir),
+             "--esrgan-models-path", str(esrgan_dir))
     with running_app(ckpt_dir, work, *flags) as (url, outputs):
-        yield Server(url, outputs, ckpt_dir, lora_dir, embeddings_dir, vae_dir)
+        yield Server(url, outputs, ckpt_dir, lora_dir, embeddings_dir, vae_dir, esrgan_dir)
 
 
-def _seed(lora_dir: Path, embeddings_dir: Path, vae_dir: Path) -> None:
+def _seed(lora_dir: Path, embeddings_dir: Path, vae_dir: Path, esrgan_dir: Path) -> None:
     from tests.networks.embedding_files import vectors, write_emb_params_safetensors
+    from tests.upscalers.esrgan_files import write_tiny_esrgan
 
     for rel in SEEDED_LORAS:
         (lora_dir / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +60,7 @@ def _seed(lora_dir: Path, embeddings_dir: Path, vae_dir: Path) -> None:
     write_emb_params_safetensors(embeddings_dir / f"{SEEDED_EMBEDDING}.safetensors", vectors(2))
     vae_dir.mkdir(parents=True)
     (vae_dir / SEEDED_VAE).write_bytes(b"placeholder: listed, never read")
+    write_tiny_esrgan(esrgan_dir / f"{TINY_UPSCALER}.pth", scale=4)
 
 
 @pytest.fixture(scope="session")
