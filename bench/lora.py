@@ -31,7 +31,7 @@ from types import SimpleNamespace
 
 import torch
 
-from speed_timing import ROOT, Recorder, rel_err
+from speed_timing import ROOT, FigureLog, rel_err
 
 FIGURES = ("step", "apply", "same", "compile")
 STEP_RATIO_LIMIT = 1.03  # with / without the LoRA fused: the delta is in the weights, so ~1.0 + noise
@@ -70,26 +70,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--steps, --rounds, --apply-rounds and --rank must be >= 1; got {a.steps}, {a.rounds}, "
                 f"{a.apply_rounds}, {a.rank}")
     return a
-
-
-class LoraRecorder(Recorder):
-    """Prints each figure's line and appends the figure as one JSON line to <out>/lora-<device>-<date>.jsonl."""
-
-    def __init__(self, out: Path | None, device: torch.device):
-        super().__init__(out, device)
-        if self.path is not None:
-            self.path = self.path.with_name("lora-" + self.path.name.removeprefix("speed-"))
-        self.missed: list[str] = []
-
-    def add(self, line: str = "", **figure) -> None:
-        import json
-
-        print(line, flush=True)
-        if figure.get("ok") is False:
-            self.missed.append(figure["figure"])
-        if self.path is not None:
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps({**figure, **self.env}) + "\n")
 
 
 def verdict(ok: bool | None, rule: str) -> str:
@@ -314,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                  for name, seed in (("A", 0), ("B", 1))[: 2 if "compile" in args.figures else 1]}
         uses = {name: LoraUse(read_lora(path), label=name) for name, path in files.items()}
         use = uses["A"]
-        rec = LoraRecorder(args.out, device)
+        rec = FigureLog(args.out, device, "lora")
         common = {"shape": "tiny" if args.tiny else "sd15", "rank": args.rank, "layers": len(use.network.modules),
                   "lora_mib": files["A"].stat().st_size / 2**20, "fast_path": info.describe(),
                   "allocator_tuned": tuned}

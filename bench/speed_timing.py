@@ -66,6 +66,25 @@ class Recorder:
                 f.write(json.dumps(line) + "\n")
 
 
+class FigureLog:
+    """Prints each figure's own line and appends the figure as one JSON line to <out>/<name>-<device>-<date>.jsonl;
+    `missed` names the figures that missed their target."""
+
+    def __init__(self, out: Path | None, device: torch.device, name: str):
+        base = Recorder(out, device)
+        self.env = base.env
+        self.path = base.path.with_name(f"{name}-" + base.path.name.removeprefix("speed-")) if base.path else None
+        self.missed: list[str] = []
+
+    def add(self, line: str = "", **figure: Any) -> None:
+        print(line, flush=True)
+        if figure.get("ok") is False:
+            self.missed.append(figure["figure"])
+        if self.path is not None:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({**figure, **self.env}) + "\n")
+
+
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 

@@ -1,4 +1,4 @@
-"""bench/load.py, bench/overhead.py and bench/lora.py run end to end on the tiny model (figures: bench/README.md)."""
+"""The bench/ scripts (load, overhead, lora, hires, upscale) run end to end on tiny sizes (bench/README.md)."""
 
 from __future__ import annotations
 
@@ -69,3 +69,49 @@ def test_lora_bench_reports_consistent_figures_and_fails_only_on_an_enforced_mis
                           text=True, timeout=300)
     assert done.returncode == 1 and "missed: apply, apply_keep_buffers\n" in done.stdout, done.stdout + done.stderr
     assert re.search(r"^same: .* target .*: ok$", done.stdout, flags=re.MULTILINE), done.stdout
+
+
+def read_figures(folder: Path, prefix: str) -> list[dict]:
+    return [json.loads(line) for path in sorted(folder.glob(f"{prefix}-*.jsonl"))
+            for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_hires_bench_gives_the_engine_and_the_two_passes_by_hand_the_same_pixels(tmp_path):
+    # Batch 2 with a second pass longer than the first: each image's own seed in both passes, A1111's step rule.
+    out = run_bench("bench/hires.py", "--tiny", "--steps", "3", "--hires-steps", "5", "--denoising", "0.7",
+                    "--batch", "2", "--runs", "3", "--threads", "1", "--limit", "100", "--out", str(tmp_path))
+    (figure,) = read_figures(tmp_path, "hires")
+    assert figure["figure"] == "overhead" and figure["identical"] and "pixels: identical" in out, out
+    assert (figure["size"], figure["hires_size"], figure["batch"]) == (64, 128, 2), out
+    assert figure["hires_steps"] == figure["hires_steps_run"] == 5, out  # A1111's rule: exactly the hires steps
+    assert figure["engine_job_steps"] == 3 + 5, out  # the engine's progress counted both passes
+    engine, by_hand = figure["engine_median_s"], figure["by_hand_median_s"]
+    assert engine > 0 and by_hand > 0 and len(figure["engine_times_s"]) == len(figure["by_hand_times_s"]) == 3, out
+    assert figure["ratio"] == pytest.approx(engine / by_hand) and f"ratio engine/by hand = {figure['ratio']:.3f}" in out
+
+
+def test_upscale_bench_measures_a_real_size_rrdbnet_4x_upscale_in_a_fresh_child(tmp_path):
+    out = run_bench("bench/upscale.py", "--figures", "upscale", "--size", "32", "--threads", "1",
+                    "--out", str(tmp_path))
+    (figure,) = read_figures(tmp_path, "upscale")
+    assert figure["out_size"] == [128, 128] and (figure["nf"], figure["nb"]) == (64, 23), out
+    assert figure["model_bytes"] > 60 * 2**20 and figure["runs"][0]["peak_reset"], out  # RealESRGAN_x4plus: 64 MiB
+    # The child sees the model it loads: memory rises by about its size, and the peak is at least that.
+    assert figure["loaded_bytes"] - figure["idle_bytes"] > figure["model_bytes"] / 2, out
+    assert figure["above_idle_bytes"] >= figure["loaded_bytes"] - figure["idle_bytes"], out
+    assert figure["load_s"] > 0 and figure["upscale_s"] > 0, out
+    assert figure["ok"] == (figure["above_idle_bytes"] <= 2 * 10**9) and "target: ok" in out, out
+
+
+def test_upscale_bench_decodes_with_and_without_vae_tiling_in_fresh_children(tmp_path):
+    out = run_bench("bench/upscale.py", "--figures", "decode", "--decode-size", "128", "--tile", "64",
+                    "--threads", "1", "--out", str(tmp_path))
+    figures = {(f["figure"], f.get("variant")): f for f in read_figures(tmp_path, "upscale")}
+    untiled, tiled = figures[("decode", "untiled")], figures[("decode", "tiled")]
+    ratio = figures[("decode_ratio", None)]
+    assert untiled["decode_s"] > 0 and tiled["decode_s"] > 0 and untiled["above_idle_bytes"] > 0, out
+    assert ratio["memory_ratio"] == pytest.approx(tiled["above_idle_bytes"] / untiled["above_idle_bytes"]), out
+    assert ratio["time_ratio"] == pytest.approx(tiled["decode_s"] / untiled["decode_s"]), out
+    # Tiling really happened: tiles are blended (pixels differ from the one-piece decode) and need less memory.
+    assert ratio["max_abs_pixel_diff"] > 0 and ratio["memory_ratio"] < 1, out
+    assert f"memory above idle {ratio['memory_ratio']:.3f}, time {ratio['time_ratio']:.3f}" in out, out
