@@ -265,11 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench_overhead(args, shape, work, checkpoint, device, dtype, log)
             if "engine" in figures:
                 bench_engine(args, shape, work, checkpoint, device, dtype, log)
-    if log.path is not None:
-        print(f"wrote {log.path}", flush=True)
-    if log.missed:
-        print(f"missed: {', '.join(log.missed)}", flush=True)
-    return 1 if log.missed else 0
+    return log.finish()
 
 
 if __name__ == "__main__":

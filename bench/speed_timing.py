@@ -84,6 +84,14 @@ class FigureLog:
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps({**figure, **self.env}) + "\n")
 
+    def finish(self) -> int:
+        """Say where the figures went and which missed their target; the exit status (1 when any missed)."""
+        if self.path is not None:
+            print(f"wrote {self.path}", flush=True)
+        if self.missed:
+            print(f"missed: {', '.join(self.missed)}", flush=True)
+        return 1 if self.missed else 0
+
 
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
