@@ -177,3 +177,17 @@ def test_the_vae_tiles_only_beyond_the_size_limit_and_is_put_back():
     with vae_tiling(vae, 64, 64, Settings()):
         assert vae.use_tiling
     assert vae.use_tiling
+
+
+def test_a_model_upscaler_hires_pass_gives_the_size_keys_and_the_same_pixels_again(engine, manager):
+    from tests.upscalers.esrgan_files import write_tiny_esrgan
+
+    write_tiny_esrgan(manager.settings.esrgan_dir / "tiny-hires-4x.pth", params_ema=True)
+    manager.upscalers.refresh()
+    first = engine.run(hires(hr_upscaler="tiny-hires-4x", hr_scale=1.5))
+    assert first.images[0].size == (96, 96)  # the 4x model, then Lanczos down to 1.5x, as A1111
+    assert "Hires upscaler: tiny-hires-4x" in first.infotexts[0] and "Hires upscale: 1.5" in first.infotexts[0]
+    again = engine.run(hires(hr_upscaler="tiny-hires-4x", hr_scale=1.5))
+    assert np.array_equal(pixels(first.images[0]), pixels(again.images[0]))
+    lanczos = engine.run(hires(hr_upscaler="Lanczos", hr_scale=1.5))
+    assert not np.array_equal(pixels(first.images[0]), pixels(lanczos.images[0]))
