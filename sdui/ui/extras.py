@@ -21,7 +21,7 @@ from sdui.outputs.save import EXTRAS_FOLDER
 from sdui.settings import Settings
 from sdui.ui import results as results_ui
 from sdui.ui.context import DEVICE_CONCURRENCY_ID, UIContext
-from sdui.ui.results import Results, progress_html, warnings_html
+from sdui.ui.results import Results, gallery_items, progress_html, warnings_html
 from sdui.ui.run import POLL_SECONDS, interrupt_own
 
 TAB = "extras"
@@ -235,13 +235,7 @@ def _finished(job: Job, results: Results, show: bool) -> dict:
     if job.save_error:
         gr.Warning(f"The pictures were not saved: {job.save_error}")
     paths = [str(p) for p in job.saved_paths]
-    items: list[Any] = paths
-    if not paths:  # saving off or failed: hand over the pictures with their chunks so downloads keep them
-        items = []
-        for image, parameters in zip(result.images, result.parameters):
-            if parameters:
-                image.info["parameters"] = parameters
-            items.append(image)
+    items = gallery_items(paths, result.images, result.parameters)
     done = len(result.images)
     text = f"Interrupted: {done} picture(s) done" if result.interrupted else f"Done: {done} picture(s)"
     return {results.progress: progress_html(0, 0, text) if result.interrupted else progress_html(1, 1, text),

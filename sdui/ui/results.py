@@ -88,6 +88,19 @@ def _selected(data: dict | None, key: str, selected: int | None) -> Any:
     return items[selected if isinstance(selected, int) and 0 <= selected < len(items) else 0]
 
 
+def gallery_items(paths: list[str], images: list, parameters: list[str]) -> list[Any]:
+    """What a finished job's gallery shows: its saved files, or (saving off or failed) the images with their
+    `parameters` chunk, so a download keeps it."""
+    if paths:
+        return list(paths)
+    items = []
+    for image, text in zip(images, parameters):
+        if text:
+            image.info["parameters"] = text
+        items.append(image)
+    return items
+
+
 def progress_html(step: int, total: int, text: str) -> str:
     """A progress bar with `text` under it; `total` 0 shows the text alone (queued / loading)."""
     bar = (f'<progress class="sdui-progress-bar" max="{total}" value="{min(step, total)}"></progress>'

@@ -17,7 +17,7 @@ from sdui.ui import networks as networks_ui
 from sdui.ui import panel as panel_ui
 from sdui.ui import results as results_ui
 from sdui.ui.panel import Panel
-from sdui.ui.results import Results, progress_html, warnings_html
+from sdui.ui.results import Results, gallery_items, progress_html, warnings_html
 from sdui.ui.topbar import TopBar
 
 POLL_SECONDS = 0.2
@@ -88,12 +88,7 @@ def _finished(job: Job, results: Results) -> dict:
     if job.save_error:
         gr.Warning(f"The images were not saved: {job.save_error}")
     paths = [str(p) for p in job.saved_paths]
-    items: list[Any] = paths
-    if not paths:  # saving off or failed: hand over the images with their infotext so downloads keep it
-        items = []
-        for image, text in zip(result.images, result.infotexts):
-            image.info["parameters"] = text
-            items.append(image)
+    items = gallery_items(paths, result.images, result.infotexts)
     done = len(result.images)
     text = (f"Interrupted: {done} image(s) made" if result.interrupted
             else f"Done: {done} image(s), seed {result.seeds[0] if result.seeds else '?'}")
