@@ -140,7 +140,7 @@ class Engine:
                                                                   params.hr_upscaler, run.cancel), size)
                          for image in batch.images]
             except UpscaleInterrupted:
-                run.cancelled = True
+                run.interrupted = True
                 return
         else:
             start = upscale_latents(batch.latents, size, params.hr_upscaler)
@@ -209,10 +209,6 @@ class _Run:
     @property
     def cancelled(self) -> bool:
         return self.interrupted or (self.cancel is not None and self.cancel.is_set())
-
-    @cancelled.setter
-    def cancelled(self, value: bool) -> None:
-        self.interrupted = value
 
     def note_interrupt(self, pipe) -> None:
         self.interrupted = self.interrupted or bool(pipe.interrupt)
