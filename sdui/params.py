@@ -54,6 +54,7 @@ STEPS_MAX = 150
 BATCH_SIZE_MAX = 8
 BATCH_COUNT_MAX = 100
 SEED_MAX = 2**32 - 1
+RNG_SOURCES = ("CPU", "GPU", "NV")
 HIRES_SIZE_MAX = 4096  # the largest side a hires pass may produce
 HIRES_SCALE_MAX = 8.0
 LATENT_FACTOR = 8  # pixels per latent cell: hires sizes are floored to it, as A1111 does
@@ -97,6 +98,10 @@ class GenerationParams:
     batch_size: int = 1
     batch_count: int = 1
     clip_skip: int = 1
+    # A1111's randn_source: "CPU" (per-image CPU generators), "GPU" (drawn on the device; NVIDIA's numbers are
+    # emulated where there is no CUDA device) or "NV" (NVIDIA's Philox generator emulated on any device).
+    randn_source: str = "CPU"
+    eta_noise_seed_delta: int = 0  # A1111's ENSD: ancestral samplers' step noise comes from seed + this
     # LoRAs and embeddings are named in the prompts themselves (`<lora:name:w>`, an embedding's file name).
     vae: str = "Automatic"  # A1111's sd_vae: "Automatic", "None" (the checkpoint's own) or a file in the VAE folder
     # name -> short hash, from a pasted infotext's `Lora hashes`: finds a LoRA renamed since the image was made
@@ -201,6 +206,13 @@ class GenerationParams:
             raise ValueError(f"subseed_strength must be between 0 and 1; got {self.subseed_strength}")
         if not 1 <= self.clip_skip <= 12:
             raise ValueError(f"clip_skip must be between 1 and 12; got {self.clip_skip}")
+        if self.randn_source not in RNG_SOURCES:
+            raise ValueError(f"randn_source must be one of {', '.join(RNG_SOURCES)}; got {self.randn_source!r}")
+        if not 0 <= self.eta_noise_seed_delta <= SEED_MAX:
+            raise ValueError(f"eta_noise_seed_delta must be between 0 and {SEED_MAX}; got {self.eta_noise_seed_delta}")
+        if not 0 <= self.inpaint_full_res_padding <= 256:
+            raise ValueError(
+                f"inpaint_full_res_padding must be between 0 and 256; got {self.inpaint_full_res_padding}")
         strip_tags(self.prompt, "prompt")
         strip_tags(self.negative_prompt, "negative_prompt")
         if not isinstance(self.vae, str) or not self.vae.strip():
@@ -222,9 +234,6 @@ class GenerationParams:
         if self.mode is Mode.INPAINT:
             if self.mask is None:
                 raise ValueError("mask is required for inpaint: paint over the area to change")
-            if not 0 <= self.inpaint_full_res_padding <= 256:
-                raise ValueError(
-                    f"inpaint_full_res_padding must be between 0 and 256; got {self.inpaint_full_res_padding}")
         if self.mode is Mode.OUTPAINT:
             for side, value in zip(("left", "right", "up", "down"), self.outpaint_extents):
                 if value < 0 or value % 8:
@@ -266,8 +275,8 @@ class GenerationParams:
 
 
 _INT_FIELDS = ("steps", "width", "height", "seed", "subseed", "batch_size", "batch_count", "clip_skip",
-               "mask_blur", "inpaint_full_res_padding", "outpaint_left", "outpaint_right", "outpaint_up",
-               "outpaint_down", "hr_second_pass_steps", "hr_resize_x", "hr_resize_y")
+               "eta_noise_seed_delta", "mask_blur", "inpaint_full_res_padding", "outpaint_left", "outpaint_right",
+               "outpaint_up", "outpaint_down", "hr_second_pass_steps", "hr_resize_x", "hr_resize_y")
 _FLOAT_FIELDS = ("cfg_scale", "subseed_strength", "denoising_strength", "hr_scale")
 
 

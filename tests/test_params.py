@@ -59,3 +59,22 @@ def test_image_modes_check_their_own_fields():
 
 def test_old_combined_sampler_names_are_accepted():
     GenerationParams(sampler="DPM++ 2M Karras").validate()
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_negative_masked_area_padding_is_refused_in_every_mode(mode):
+    image = Image.new("RGB", (64, 64))
+    params = GenerationParams(mode=mode, width=64, height=64, init_image=image, mask=Image.new("L", (64, 64)),
+                              outpaint_right=64, inpaint_full_res_padding=-1)
+    with pytest.raises(ValueError, match="inpaint_full_res_padding must be between 0 and 256; got -1"):
+        params.validate()
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"randn_source": "cuda"}, "randn_source must be one of CPU, GPU, NV; got 'cuda'"),
+    ({"eta_noise_seed_delta": -1}, "eta_noise_seed_delta must be between 0 and"),
+    ({"eta_noise_seed_delta": 1.5}, "eta_noise_seed_delta must be a whole number"),
+])
+def test_rng_fields_are_checked(changes, message):
+    with pytest.raises(ValueError, match=message):
+        GenerationParams(**changes).validate()
