@@ -44,7 +44,7 @@ def test_each_batch_gets_a_fresh_scheduler(engine, manager):
 
 @pytest.mark.parametrize("sampler", samplers.sampler_names())
 def test_every_sampler_and_schedule_runs_without_nan(engine, sampler):
-    for schedule in samplers.schedule_names():
+    for schedule in samplers.schedules_for(sampler):
         result = engine.run(small(sampler=sampler, schedule=schedule))
         image = pixels(result.images[0])
         assert image.shape == (64, 64, 3), (sampler, schedule)
@@ -250,9 +250,51 @@ def test_sdxl_pipelines_get_weighted_long_prompts(sdxl_manager, photo):
     assert image.size == (64, 64)
 
 
-@pytest.mark.parametrize("sampler", ["DPM++ SDE", "DPM++ 2M SDE", "DPM2 a"])
+@pytest.mark.parametrize("sampler", ["DPM++ SDE", "DPM++ 2M SDE", "Euler a"])
 def test_stochastic_samplers_keep_batch_image_i_equal_to_seed_plus_i(engine, sampler):
     batch = engine.run(small(sampler=sampler, batch_size=2))
     single = engine.run(small(sampler=sampler, seed=1235))
     assert_same_image(batch.images[1], single.images[0], BATCH_TOLERANCE)
     assert_different(batch.images[0], batch.images[1])
+
+
+def test_nv_source_gives_its_own_repeatable_pixels_and_ensd_changes_only_step_noise(engine):
+    nv = engine.run(small(sampler="Euler a", randn_source="NV")).images[0]
+    assert_different(nv, engine.run(small(sampler="Euler a")).images[0])
+    assert_same_image(engine.run(small(sampler="Euler a", randn_source="NV")).images[0], nv)
+    assert_same_image(engine.run(small(sampler="Euler a", randn_source="GPU")).images[0], nv)  # no CUDA device here
+    # ENSD moves the step noise of an ancestral sampler; Euler draws none, so its images stay as they were.
+    for source in ("NV", "CPU"):
+        ancestral = engine.run(small(sampler="Euler a", randn_source=source)).images[0]
+        moved = engine.run(small(sampler="Euler a", randn_source=source, eta_noise_seed_delta=31337)).images[0]
+        assert_different(moved, ancestral)
+        euler = engine.run(small(sampler="Euler", randn_source=source)).images[0]
+        assert_same_image(engine.run(small(sampler="Euler", randn_source=source, eta_noise_seed_delta=31337)).images[0],
+                          euler)
+
+
+@pytest.mark.parametrize("mode", ["img2img", "inpaint"])
+def test_img2img_and_inpaint_draw_their_noise_from_the_nv_source(engine, photo, center_mask, mode):
+    extra = {"init_image": photo, "denoising_strength": 0.8, "sampler": "Euler a"}
+    if mode == "inpaint":
+        extra["mask"] = center_mask
+    nv = engine.run(small(mode=mode, randn_source="NV", **extra)).images[0]
+    assert_same_image(engine.run(small(mode=mode, randn_source="NV", **extra)).images[0], nv)
+    assert_different(nv, engine.run(small(mode=mode, **extra)).images[0])
+    # Repeats are bit-identical, so any change is ENSD's (small: the step noise of two steps, inside the mask).
+    moved = engine.run(small(mode=mode, randn_source="NV", eta_noise_seed_delta=7, **extra)).images[0]
+    assert not np.array_equal(pixels(moved), pixels(nv))
+
+
+def test_hires_pass_follows_the_source_and_ensd(engine):
+    def hires(**changes):
+        # The first pass draws no step noise (Euler): what ENSD changes, the hires pass (Euler a) changed.
+        base = dict(sampler="Euler", hr_sampler="Euler a", steps=2, enable_hr=True, hr_scale=2.0,
+                    hr_second_pass_steps=3, denoising_strength=0.6, randn_source="NV")
+        return small(**{**base, **changes})
+
+    nv = engine.run(hires()).images[0]
+    assert nv.size == (128, 128)
+    assert_same_image(engine.run(hires()).images[0], nv)
+    assert_different(nv, engine.run(hires(randn_source="CPU")).images[0])
+    assert not np.array_equal(pixels(engine.run(hires(eta_noise_seed_delta=7)).images[0]), pixels(nv))
