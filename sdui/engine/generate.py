@@ -162,7 +162,7 @@ class Engine:
     @staticmethod
     def _set_scheduler(pipe, job, sampler: str, schedule: str, seeds: list[int]) -> None:
         # A fresh scheduler per batch also resets all scheduler state (step index, Brownian trees).
-        pipe.scheduler = build_scheduler(job.scheduler_config, sampler, schedule)
+        pipe.scheduler = build_scheduler(job.scheduler_config, sampler, schedule, sdxl=is_sdxl(pipe))
         if hasattr(pipe.scheduler, "noise_sampler_seed"):
             pipe.scheduler.noise_sampler_seed = list(seeds)  # one Brownian tree per image
 
@@ -211,7 +211,8 @@ class _Run:
         return self.interrupted or (self.cancel is not None and self.cancel.is_set())
 
     def note_interrupt(self, pipe) -> None:
-        self.interrupted = self.interrupted or bool(pipe.interrupt)
+        # A pipeline that was never called (hires at denoising 0) has no `interrupt` yet.
+        self.interrupted = self.interrupted or bool(getattr(pipe, "_interrupt", False))
 
     def embeddings_used_by(self, job) -> set[str] | None:
         """The set that collects the names of the embeddings a prepared job's prompts use."""
@@ -308,10 +309,11 @@ def call_pipeline(pipe, params: GenerationParams, inputs: ModeInputs, conditioni
     kwargs = {key: value.repeat(n, *[1] * (value.dim() - 1)) for key, value in conditioning.items()}
     kwargs.update(num_inference_steps=params.steps, guidance_scale=params.cfg_scale, output_type="latent",
                   callback_on_step_end=on_step, callback_on_step_end_tensor_inputs=["latents"])
+    rng = dict(source=params.randn_source, device=pipe._execution_device, ensd=params.eta_noise_seed_delta)
     if inputs.mode is Mode.TXT2IMG:
         shape = (pipe.unet.config.in_channels, inputs.height // pipe.vae_scale_factor,
                  inputs.width // pipe.vae_scale_factor)
-        batch = noise.batch_noise(seeds, shape, subseeds, params.subseed_strength)
+        batch = noise.batch_noise(seeds, shape, subseeds, params.subseed_strength, **rng)
         # The pipeline's own latents follow the prompt embeddings' dtype (the UNet may be stored in bf16).
         dtype = conditioning["prompt_embeds"].dtype
         kwargs.update(latents=batch.latents.to(dtype), generator=batch.generators,
@@ -319,9 +321,10 @@ def call_pipeline(pipe, params: GenerationParams, inputs: ModeInputs, conditioni
     else:
         # img2img/inpaint pipelines draw the initial noise themselves, from each image's own generator.
         kwargs.update(image=[inputs.init_for(s) for s in seeds], strength=params.denoising_strength,
-                      generator=noise.step_generators(seeds))
+                      generator=noise.step_generators(seeds, **rng))
         if inputs.mask is not None:
             kwargs.update(mask_image=[inputs.mask] * n, width=inputs.width, height=inputs.height)
+    noise.route_randn_tensor(kwargs["generator"])  # NV and ENSD generators: diffusers draws from them
     with torch.inference_mode():
         latents = pipe(**kwargs).images
     if torch.isnan(latents).any():
@@ -340,9 +343,12 @@ def call_hires_pipeline(pipe, params: GenerationParams, start: torch.Tensor | li
     if isinstance(start, torch.Tensor):
         start = start.to(pipe.device, conditioning["prompt_embeds"].dtype)
     # Each image's own seed again, as A1111 draws the second pass's noise (no variation seed: see README).
+    generators = noise.step_generators(seeds, source=params.randn_source, device=pipe._execution_device,
+                                       ensd=params.eta_noise_seed_delta)
     kwargs.update(image=start, strength=strength, num_inference_steps=steps, guidance_scale=params.cfg_scale,
-                  generator=noise.step_generators(seeds), output_type="latent", callback_on_step_end=on_step,
+                  generator=generators, output_type="latent", callback_on_step_end=on_step,
                   callback_on_step_end_tensor_inputs=["latents"])
+    noise.route_randn_tensor(generators)
     with torch.inference_mode():
         latents = pipe(**kwargs).images
     if torch.isnan(latents).any():
