@@ -81,6 +81,10 @@ def build_tiny_pipeline(in_channels: int = 4):
         eos_token_id=49407,
         pad_token_id=49407,
     ))
+    # A real CLIP's last LayerNorm has a bias, so its outputs' mean is far from 0; a fresh one has none, and
+    # A1111's emphasis (scale by the weights, then restore the mean) would divide by ~1e-8 and overflow.
+    with torch.no_grad():
+        getattr(text_encoder, "text_model", text_encoder).final_layer_norm.bias.copy_(0.5 * torch.randn(32) + 0.25)
     return StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
