@@ -229,6 +229,9 @@ class GenerationParams:
             raise ValueError(f"init_image is required for {self.mode.value}: upload an image first")
         if not 0.0 <= self.denoising_strength <= 1.0:
             raise ValueError(f"denoising_strength must be between 0 and 1; got {self.denoising_strength}")
+        if int(self.steps * self.denoising_strength) < 1:  # diffusers runs int(steps × strength) of them
+            raise ValueError(f"denoising_strength {self.denoising_strength:g} of {self.steps} steps leaves no step to "
+                             "run: raise the steps or the denoising strength")
         if not 0 <= self.mask_blur <= 64:
             raise ValueError(f"mask_blur must be between 0 and 64; got {self.mask_blur}")
         if self.mode is Mode.INPAINT:

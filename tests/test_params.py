@@ -78,3 +78,10 @@ def test_negative_masked_area_padding_is_refused_in_every_mode(mode):
 def test_rng_fields_are_checked(changes, message):
     with pytest.raises(ValueError, match=message):
         GenerationParams(**changes).validate()
+
+
+def test_img2img_needs_at_least_one_step_after_the_denoising_strength():
+    image = Image.new("RGB", (64, 64))
+    with pytest.raises(ValueError, match="denoising_strength 0.45 of 2 steps leaves no step to run"):
+        GenerationParams(mode="img2img", init_image=image, steps=2, denoising_strength=0.45).validate()
+    GenerationParams(mode="img2img", init_image=image, steps=3, denoising_strength=0.45).validate()

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from sdui import __version__
 from sdui.engine import samplers
-from sdui.params import GenerationParams, MaskedContent, Mode, OutpaintFill
+from sdui.params import RNG_SOURCES, SEED_MAX, GenerationParams, MaskedContent, Mode, OutpaintFill
 
 # Pillow's own cap for one decompressed PNG text chunk; far beyond any real prompt.
 MAX_INFOTEXT_CHARS = 1024 * 1024
@@ -23,13 +24,87 @@ MIN_PAIRS = 3  # the last line is the parameters line only with at least this ma
 HIRES_KEYS = ("Hires checkpoint", "Hires sampler", "Hires schedule type", "Hires prompt", "Hires negative prompt",
               "Hires upscale", "Hires resize", "Hires steps", "Hires upscaler")
 
-# Where each key goes on the parameters line. Keys of `extra` not listed here go after them, before Version.
-KEY_ORDER = (
-    "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model hash", "Model", "VAE hash", "VAE",
-    "Variation seed", "Variation seed strength", "Denoising strength", "Mask blur", "Inpaint area",
-    "Masked area padding", "Masked content", "Mask mode", "Outpaint extents", "Outpaint fill", "Clip skip", "RNG",
-    *HIRES_KEYS,
+# The one mapping: every A1111 key sdui writes or reads -> the GenerationParams fields it stands for, in the order
+# the parameters line has them. `format_infotext` writes only these keys and `read_params` applies every one of
+# them; any other key of a pasted infotext is reported as not applied. () = describes the run, sets no field.
+KEYS: dict[str, tuple[str, ...]] = {
+    "Steps": ("steps",), "Sampler": ("sampler",), "Schedule type": ("schedule",), "CFG scale": ("cfg_scale",),
+    "Seed": ("seed",), "Size": ("width", "height"), "Model hash": ("checkpoint",), "Model": ("checkpoint",),
+    "VAE hash": ("vae",), "VAE": ("vae",), "Variation seed": ("subseed",),
+    "Variation seed strength": ("subseed_strength",), "Denoising strength": ("denoising_strength",),
+    "Mask blur": ("mask_blur",), "Inpaint area": ("inpaint_full_res",),
+    "Masked area padding": ("inpaint_full_res_padding",), "Masked content": ("masked_content",),
+    "Mask mode": ("mask_invert",),
+    "Outpaint extents": ("outpaint_left", "outpaint_right", "outpaint_up", "outpaint_down"),
+    "Outpaint fill": ("outpaint_fill",), "Clip skip": ("clip_skip",), "RNG": ("randn_source",),
+    "ENSD": ("eta_noise_seed_delta",),
+    "Hires checkpoint": ("hr_checkpoint",), "Hires sampler": ("hr_sampler",), "Hires schedule type": ("hr_schedule",),
+    "Hires prompt": ("hr_prompt",), "Hires negative prompt": ("hr_negative_prompt",),
+    "Hires upscale": ("enable_hr", "hr_scale"), "Hires resize": ("enable_hr", "hr_resize_x", "hr_resize_y"),
+    "Hires steps": ("hr_second_pass_steps",), "Hires upscaler": ("enable_hr", "hr_upscaler"),
+    "Batch size": ("batch_size",),  # older A1111 versions write it
+    "Lora hashes": ("lora_hashes",),
+    "TI hashes": (),  # embeddings are named in the prompt; the hashes identify the files used
+    "Hashes": (),  # civitai's {"model": ..., "vae": ..., "lora:name": ...}: used to find the files by hash
+    "Version": (),  # the program that made the picture; sdui writes its own
+}
+KEY_ORDER = tuple(KEYS)
+
+# Keys of other programs whose value is what sdui always does: honoured as they are, so never reported.
+SDUI_BEHAVIOUR = {"Emphasis": "Original", "Eta DDIM": "0", "Eta": "1", "Token merging ratio": "0", "NGMS": "0",
+                  "Noise multiplier": "1"}
+
+# Keys of features sdui does not have: (key or key prefix, why it is not applied). Anything else unknown is
+# reported as a key sdui does not know. Checked in order; a prefix ends with a space or is the whole key.
+NOT_APPLIED: tuple[tuple[str, str], ...] = (
+    ("ADetailer", "sdui has no ADetailer"),
+    ("ControlNet", "sdui has no ControlNet"),
+    ("Refiner", "sdui has no refiner yet"),
+    ("Face restoration", "sdui has no face restoration"),
+    ("Seed resize from", "sdui has no seed resize"),
+    ("Tiling", "sdui has no tiling"),
+    ("Eta DDIM", "sdui runs DDIM with eta 0"),
+    ("Eta", "sdui runs ancestral samplers with eta 1"),
+    ("Token merging ratio", "sdui has no token merging"),
+    ("NGMS", "sdui has no negative guidance minimum sigma"),
+    ("Noise multiplier", "sdui has no img2img noise multiplier"),
+    ("Emphasis", "sdui uses A1111's original emphasis"),
+    ("Pad conds", "sdui does not pad the conditionings"),
+    ("Downcast alphas_cumprod", "sdui keeps alphas_cumprod in full precision"),
+    ("Schedule max sigma", "sdui uses the model's own sigma range"),
+    ("Schedule min sigma", "sdui uses the model's own sigma range"),
+    ("Schedule rho", "sdui uses the schedule's own rho"),
+    ("Discard penultimate sigma", "sdui keeps the scheduler's sigmas"),
+    ("First pass size", "A1111's old hires first-pass size: set the size instead"),
+    ("Hires CFG Scale", "sdui's hires pass uses the first pass's CFG scale"),
+    ("Hires Distilled CFG Scale", "sdui does not run Flux"),
+    ("Distilled CFG Scale", "a Flux setting: sdui does not run Flux"),
+    ("Module", "a Forge module (Flux text encoders/VAE): sdui does not run Flux"),
+    ("Diffusion in Low Bits", "a Forge setting for Flux: sdui does not run Flux"),
+    ("Image CFG scale", "sdui does not run instruct-pix2pix models"),
+    ("Conditional mask weight", "sdui does not run inpainting-conditioning masks with a weight"),
+    ("Dynamic thresholding", "sdui has no Dynamic thresholding (CFG fix)"),
+    ("Mimic", "sdui has no Dynamic thresholding (CFG fix)"),
+    ("Threshold percentile", "sdui has no Dynamic thresholding (CFG fix)"),
+    ("CFG mode", "sdui has no Dynamic thresholding (CFG fix)"),
+    ("CFG scale minimum", "sdui has no Dynamic thresholding (CFG fix)"),
+    ("Template", "a Dynamic Prompts template: sdui has no Dynamic Prompts (the prompt above is its expansion)"),
+    ("Negative Template", "a Dynamic Prompts template: sdui has no Dynamic Prompts (the prompt is its expansion)"),
+    ("Script", "sdui has no scripts yet"),
+    ("Batch pos", "the picture's place in its batch (its Seed says which image it was)"),
 )
+
+# Keys older versions spelled otherwise -> the key sdui reads.
+ALIASES = {"Denoising Strength": "Denoising strength"}
+
+# Keys that only some modes use, and those modes (a key pasted into another mode's tab is reported).
+MODE_KEYS: dict[str, tuple[str, ...]] = {
+    "Denoising strength": ("img2img", "inpaint", "outpaint", "hires"),
+    "Mask blur": ("inpaint", "outpaint"), "Inpaint area": ("inpaint",), "Masked area padding": ("inpaint",),
+    "Masked content": ("inpaint",), "Mask mode": ("inpaint",), "Outpaint extents": ("outpaint",),
+    "Outpaint fill": ("outpaint",), **{key: ("hires",) for key in HIRES_KEYS},
+}
+_INPAINT_KEYS = ("Inpaint area", "Masked area padding", "Masked content", "Mask mode", "Mask blur")
 
 # A1111 >= 1.9 schedule-type labels: an old combined sampler name ending in one of them is split in two.
 SCHEDULE_LABELS = ("Automatic", "Uniform", "Karras", "Exponential", "Polyexponential", "SGM Uniform",
@@ -87,7 +162,7 @@ def format_infotext(params: GenerationParams, *, seed: int, subseed: int, model_
         "Variation seed": subseed if varied else None,
         "Variation seed strength": params.subseed_strength if varied else None,
         "Denoising strength": params.denoising_strength if mode is not Mode.TXT2IMG or params.hires else None,
-        "Mask blur": params.mask_blur if masked and params.mask_blur > 0 else None,
+        "Mask blur": params.mask_blur if masked else None,  # always: it marks the picture as inpainted
         "Inpaint area": "Only masked" if inpaint and params.inpaint_full_res else None,
         "Masked area padding": params.inpaint_full_res_padding if inpaint and params.inpaint_full_res else None,
         "Masked content": (params.masked_content.value
@@ -96,7 +171,9 @@ def format_infotext(params: GenerationParams, *, seed: int, subseed: int, model_
         "Outpaint extents": _extents_text(params) if mode is Mode.OUTPAINT else None,
         "Outpaint fill": params.outpaint_fill.value if mode is Mode.OUTPAINT else None,
         "Clip skip": params.clip_skip if params.clip_skip > 1 else None,
-        "RNG": "CPU",  # noise comes from per-image CPU generators: A1111's "CPU" random source
+        "Batch size": params.batch_size if params.batch_size > 1 else None,
+        "RNG": params.randn_source if params.randn_source != "GPU" else None,  # A1111 leaves its default out
+        "ENSD": params.eta_noise_seed_delta or None,  # A1111 >= 1.6 leaves it out for samplers without step noise
         **(_hires_values(params, sampler, schedule) if params.hires else {}),
     }
     values.update(extra or {})
@@ -155,6 +232,7 @@ def parse_infotext(text: str) -> dict[str, Any]:
             prompt += ("" if prompt == "" else "\n") + line
     result: dict[str, Any] = {"Prompt": prompt, "Negative prompt": negative}
     for key, value in pairs:
+        key = ALIASES.get(key, key)
         size = _SIZE.match(value) if isinstance(value, str) else None
         if size:
             result[f"{key}-1"], result[f"{key}-2"] = size.groups()
@@ -166,15 +244,32 @@ def parse_infotext(text: str) -> dict[str, Any]:
     return result
 
 
-def params_from_infotext(source: str | Mapping[str, Any], base: GenerationParams | None = None) -> GenerationParams:
-    """GenerationParams carrying what the infotext says; everything it does not say comes from `base`.
+@dataclass
+class InfotextRead:
+    """What an infotext says, as GenerationParams over a base, with what it could not carry into them."""
 
-    The mode stays `base.mode` (the tab the user sends to). "Model" becomes the checkpoint. A sampler or
-    schedule sdui does not know keeps `base`'s, as A1111 does. Raises ValueError naming a malformed key.
+    params: GenerationParams
+    mode: Mode  # the mode the picture was made with, from its keys (A1111 writes none)
+    fields: set[str]  # the GenerationParams fields the infotext set
+    warnings: list[str]  # each key (or family of keys) that was not applied, by name, and why
+
+
+def params_from_infotext(source: str | Mapping[str, Any], base: GenerationParams | None = None) -> GenerationParams:
+    """GenerationParams carrying what the infotext says; everything it does not say comes from `base`."""
+    return read_params(source, base).params
+
+
+def read_params(source: str | Mapping[str, Any], base: GenerationParams | None = None) -> InfotextRead:
+    """Apply every key of KEYS an infotext has over `base`; report every other key (NOT_APPLIED, unknown), the
+    keys `base.mode` does not use, and a sampler or schedule sdui cannot run faithfully (with its substitute).
+
+    The mode stays `base.mode` (the tab the user sends to). "Model" becomes the checkpoint as named (finding
+    the file is `outputs/paste.py`'s job). Raises ValueError naming a malformed key.
     """
     info = parse_infotext(source) if isinstance(source, str) else dict(source)
     base = base or GenerationParams()
     changes: dict[str, Any] = {}
+    warnings: list[str] = []
     if "Prompt" in info:
         changes["prompt"] = str(info["Prompt"])
     if "Negative prompt" in info:
@@ -182,6 +277,10 @@ def params_from_infotext(source: str | Mapping[str, Any], base: GenerationParams
     for key, name, convert in _NUMERIC_FIELDS:
         if key in info:
             changes[name] = convert(key, info[key])
+    if "seed" in changes and not -1 <= changes["seed"] <= SEED_MAX:  # A1111 passes any integer to torch
+        warnings.append(f"Seed: {changes['seed']}: not applied: sdui's seeds go from 0 to {SEED_MAX}; "
+                        "used a random one")
+        changes["seed"] = -1
     if info.get("Model"):
         changes["checkpoint"] = str(info["Model"])
     if "Variation seed strength" in info:
@@ -191,18 +290,32 @@ def params_from_infotext(source: str | Mapping[str, Any], base: GenerationParams
     else:
         changes["subseed_strength"] = 0.0
     if "Sampler" in info:
-        changes.update(_sampler_fields(str(info["Sampler"]), str(info.get("Schedule type") or "Automatic")))
+        schedule = str(info.get("Schedule type") or "Automatic")
+        changes.update(_sampler_fields("Sampler", str(info["Sampler"]), schedule, warnings))
+    if info.get("RNG"):
+        source_name = str(info["RNG"]).strip()
+        if source_name in RNG_SOURCES:
+            changes["randn_source"] = source_name
+        else:
+            warnings.append(f"RNG: {source_name}: not applied: sdui knows {', '.join(RNG_SOURCES)}; "
+                            f"used {base.randn_source}")
+    changes["eta_noise_seed_delta"] = _to_int("ENSD", info["ENSD"]) if "ENSD" in info else 0
     if info.get("Lora hashes"):
         changes["lora_hashes"] = name_hashes(info["Lora hashes"])
     if info.get("VAE"):
         changes["vae"] = str(info["VAE"])
-    changes.update(_hires_fields(info, changes.get("sampler", base.sampler), changes.get("schedule", base.schedule)))
+    hires = _hires_fields(info, changes.get("sampler", base.sampler), changes.get("schedule", base.schedule),
+                          warnings)
+    changes.update(hires)
     if "Inpaint area" in info:
         changes["inpaint_full_res"] = info["Inpaint area"] == "Only masked"
     if "Mask mode" in info:
         changes["mask_invert"] = info["Mask mode"] == "Inpaint not masked"
     if info.get("Masked content") in {m.value for m in MaskedContent}:
         changes["masked_content"] = MaskedContent(info["Masked content"])
+    elif "Masked content" in info:
+        warnings.append(f"Masked content: {info['Masked content']}: not applied: sdui knows "
+                        f"{', '.join(m.value for m in MaskedContent)}")
     if "Outpaint extents" in info:
         extents = _OUTPAINT.match(str(info["Outpaint extents"]).strip())
         if extents is None:
@@ -212,13 +325,70 @@ def params_from_infotext(source: str | Mapping[str, Any], base: GenerationParams
             changes[f"outpaint_{side}"] = int(value)
     if info.get("Outpaint fill") in {f.value for f in OutpaintFill}:
         changes["outpaint_fill"] = OutpaintFill(info["Outpaint fill"])
-    return base.replace(**changes)
+    mode = infotext_mode(info)
+    warnings += _unused_by_mode(info, base.mode, mode, hires.get("enable_hr", False))
+    warnings += unknown_keys(info)
+    return InfotextRead(params=base.replace(**changes), mode=mode, fields=set(changes), warnings=warnings)
 
 
-def _hires_fields(info: Mapping[str, Any], sampler: str, schedule: str) -> dict[str, Any]:
+def infotext_mode(info: Mapping[str, Any]) -> Mode:
+    """The mode a picture was made with, from the keys only that mode writes (sdui's and A1111's)."""
+    if "Outpaint extents" in info:
+        return Mode.OUTPAINT
+    if "Mask blur" in info or any(info.get(key, DEFAULTS.get(key)) != DEFAULTS.get(key) for key in _INPAINT_KEYS):
+        return Mode.INPAINT
+    if "Denoising strength" in info and not _hires_on(info):
+        return Mode.IMG2IMG
+    return Mode.TXT2IMG
+
+
+def unknown_keys(info: Mapping[str, Any]) -> list[str]:
+    """One warning per family of keys sdui does not apply (NOT_APPLIED), then one per key it does not know."""
+    by_reason: dict[str, list[str]] = {}
+    for key, value in info.items():
+        name = _key_name(key, info)
+        if name in KEYS or name in ("Prompt", "Negative prompt"):
+            continue
+        if name in SDUI_BEHAVIOUR and str(value).strip() == SDUI_BEHAVIOUR[name]:
+            continue
+        reason = next((why for prefix, why in NOT_APPLIED if name == prefix or name.startswith(prefix + " ")), None)
+        why = f"not applied: {reason}" if reason else f"{_short(value)}: not applied: sdui does not know this key"
+        by_reason.setdefault(why, []).append(name)
+    return [f"{', '.join(dict.fromkeys(names))}: {why}" for why, names in by_reason.items()]
+
+
+def _key_name(key: str, info: Mapping[str, Any]) -> str:
+    """"Size-1" -> "Size": parse_infotext splits every WxH value into two keys."""
+    if key.endswith(("-1", "-2")) and f"{key[:-2]}-1" in info and f"{key[:-2]}-2" in info:
+        return key[:-2]
+    return key
+
+
+def _unused_by_mode(info: Mapping[str, Any], target: Mode, made_with: Mode, hires: bool) -> list[str]:
+    uses = {target.value} | ({"hires"} if target is Mode.TXT2IMG and hires else set())
+    unused = [key for key, modes in MODE_KEYS.items()
+              if (value := info.get(key, info.get(f"{key}-1"))) is not None and value != DEFAULTS.get(key)
+              and not uses & set(modes)]
+    if not unused:
+        return []
+    return [f"{', '.join(unused)}: not applied: the picture was made with {made_with.value}, and these keys do "
+            f"not apply to {target.value}"]
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _hires_on(info: Mapping[str, Any]) -> bool:
+    """A1111's rule: hires was on when `Denoising strength` and one of the upscale keys are there."""
+    upscale_keys = ("Hires upscale", "Hires upscaler", "Hires resize-1")
+    return "Denoising strength" in info and any(key in info for key in upscale_keys)
+
+
+def _hires_fields(info: Mapping[str, Any], sampler: str, schedule: str, warnings: list[str]) -> dict[str, Any]:
     """GenerationParams' hires fields from A1111's keys; hires is on when the keys say so, as A1111 reads them."""
-    on = "Denoising strength" in info and any(k in info for k in ("Hires upscale", "Hires upscaler", "Hires resize-1"))
-    if not on:
+    if not _hires_on(info):
         return {"enable_hr": False}
     fields: dict[str, Any] = {"enable_hr": True, "hr_scale": 2.0, "hr_resize_x": 0, "hr_resize_y": 0,
                               "hr_second_pass_steps": 0, "hr_upscaler": str(info.get("Hires upscaler") or "Latent"),
@@ -234,8 +404,8 @@ def _hires_fields(info: Mapping[str, Any], sampler: str, schedule: str) -> dict[
     if "Hires steps" in info:
         fields["hr_second_pass_steps"] = _to_int("Hires steps", info["Hires steps"])
     if info.get("Hires sampler") or info.get("Hires schedule type"):
-        chosen = _sampler_fields(str(info.get("Hires sampler") or sampler),
-                                 str(info.get("Hires schedule type") or schedule))
+        chosen = _sampler_fields("Hires sampler", str(info.get("Hires sampler") or sampler),
+                                 str(info.get("Hires schedule type") or schedule), warnings)
         if chosen.get("sampler", sampler) != sampler:
             fields["hr_sampler"] = chosen["sampler"]
         if chosen.get("schedule", schedule) != schedule:
@@ -334,14 +504,11 @@ def _canonical_sampler(sampler: str, schedule: str) -> tuple[str, str]:
     return spec.name, schedule
 
 
-def _sampler_fields(sampler: str, schedule: str) -> dict[str, str]:
-    try:
-        spec, schedule = samplers.resolve(sampler, schedule)
-    except ValueError:
-        try:
-            spec, schedule = samplers.resolve(sampler, "Automatic")
-        except ValueError:
-            return {}
+def _sampler_fields(key: str, sampler: str, schedule: str, warnings: list[str]) -> dict[str, str]:
+    """The sampler and schedule to run; one sdui cannot run faithfully becomes its substitute, with a warning."""
+    spec, schedule, notes = samplers.closest(sampler, schedule)
+    prefix = "Hires " if key.startswith("Hires") else ""  # the notes start with the key: "Sampler: ..."
+    warnings += [prefix + (note[0].lower() + note[1:] if prefix else note) for note in notes]
     return {"sampler": spec.name, "schedule": schedule}
 
 
@@ -390,4 +557,5 @@ _NUMERIC_FIELDS: tuple[tuple[str, str, Callable[[str, Any], Any]], ...] = (
     ("Mask blur", "mask_blur", _to_int),
     ("Masked area padding", "inpaint_full_res_padding", _to_int),
     ("Clip skip", "clip_skip", _to_int),
+    ("Batch size", "batch_size", _to_int),
 )

@@ -12,6 +12,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from sdui.engine.generate import Engine
 from sdui.engine.samplers import build_scheduler
@@ -20,7 +21,8 @@ from sdui.models.errors import ModelError, UnsafeModel, WrongFamily
 from sdui.models.layout import save_single_file
 from sdui.models.manager import ModelManager, Task
 from sdui.models.tiny import DEMO_NAME, build_tiny_pipeline
-from sdui.outputs.infotext import params_from_infotext
+from sdui.outputs.infotext import params_from_infotext, read_params
+from sdui.params import GenerationParams
 from sdui.settings import Settings
 from tests.networks import embedding_files, lora_files, vae_files
 
@@ -295,3 +297,37 @@ def test_sdxl_loras_and_clip_l_clip_g_embeddings_through_the_engine(sdxl_manager
     assert "TI hashes" in one.infotexts[0]
     assert "sd1-only" in engine.manager.embeddings().skipped
     assert "xl-one" in engine.manager.embeddings().loaded
+
+
+def _centre_mask(size=(64, 64)) -> Image.Image:
+    mask = Image.new("L", size, 0)
+    mask.paste(255, (16, 16, 48, 48))
+    return mask
+
+
+REGENERATED = {
+    "txt2img": {},
+    "img2img": {"mode": "img2img", "denoising_strength": 0.7},
+    "inpaint": {"mode": "inpaint", "denoising_strength": 0.8, "mask_blur": 2, "inpaint_full_res": True,
+                "inpaint_full_res_padding": 8},
+    "outpaint": {"mode": "outpaint", "denoising_strength": 0.9, "outpaint_right": 32, "mask_blur": 4},
+    "hires": {"enable_hr": True, "hr_scale": 1.5, "hr_second_pass_steps": 2, "denoising_strength": 0.6,
+              "hr_upscaler": "Latent (nearest-exact)"},
+}
+
+
+@pytest.mark.parametrize("kind", REGENERATED)
+def test_regenerating_from_its_own_infotext_gives_the_same_pixels(engine, photo, kind):
+    """Each mode with a LoRA, an embedding, a VAE, Clip skip 2 and NV noise with ENSD: the infotext is all it takes
+    (with the init image and mask a PNG does not store)."""
+    inputs = {} if kind in ("txt2img", "hires") else {"init_image": photo.resize((64, 64))}
+    if kind == "inpaint":
+        inputs["mask"] = _centre_mask()
+    made = engine.run(small(prompt="a cat <lora:style:0.8>, twin-one", vae="ft.safetensors", clip_skip=2,
+                            randn_source="NV", eta_noise_seed_delta=31337, **REGENERATED[kind], **inputs))
+    read = read_params(made.infotexts[0], GenerationParams(**inputs, mode=REGENERATED[kind].get("mode", "txt2img")))
+    assert read.warnings == [] and made.warnings == []
+    assert read.mode.value == REGENERATED[kind].get("mode", "txt2img")
+    again = engine.run(read.params)
+    assert again.infotexts == made.infotexts
+    assert _same(again.images[0], made.images[0])

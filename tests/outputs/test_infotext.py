@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from sdui import __version__
 from sdui.engine import samplers
-from sdui.outputs.infotext import MAX_INFOTEXT_CHARS, format_infotext, params_from_infotext, parse_infotext, quote
+from sdui.outputs.infotext import (KEYS, MAX_INFOTEXT_CHARS, format_infotext, params_from_infotext, parse_infotext,
+                                   quote, read_params)
 from sdui.params import GenerationParams, MaskedContent, Mode, OutpaintFill
 from tests.outputs.a1111_fixtures import FIXTURES
 
@@ -56,11 +57,11 @@ def test_inpaint_keys_in_order():
         f"Masked content: latent noise, Mask mode: Inpaint not masked, RNG: CPU, {VERSION}")
 
 
-def test_inpaint_defaults_write_only_what_a1111_writes():
+def test_inpaint_defaults_write_only_what_a1111_writes_and_mask_blur():
     p = GenerationParams(prompt="x", mode=Mode.INPAINT, mask_blur=0)
     line = _format(p).split("\n")[-1]
-    assert "Denoising strength: 0.75" in line
-    for key in ("Mask blur", "Inpaint area", "Masked area padding", "Masked content", "Mask mode", "Outpaint"):
+    assert "Denoising strength: 0.75, Mask blur: 0," in line  # Mask blur even at 0: it says the picture was inpainted
+    for key in ("Inpaint area", "Masked area padding", "Masked content", "Mask mode", "Outpaint"):
         assert key not in line
 
 
@@ -131,12 +132,20 @@ def test_old_combined_sampler_becomes_sampler_and_schedule():
     p.validate()
 
 
-def test_unknown_sampler_keeps_base_and_bad_numbers_name_the_key():
+def test_a_sampler_sdui_cannot_run_faithfully_gets_its_substitute_named_and_bad_numbers_name_the_key():
     text = "x\nSteps: 20, Sampler: DPM++ 3M SDE, Schedule type: Align Your Steps, CFG scale: 7, Seed: 1"
-    p = params_from_infotext(text, GenerationParams(sampler="Heun", schedule="Beta"))
-    assert (p.sampler, p.schedule) == ("Heun", "Beta")
+    read = read_params(text, GenerationParams(sampler="Heun", schedule="Beta"))
+    assert read.params.sampler == "DPM++ 2M SDE"
+    assert read.warnings[0].startswith("Sampler: 'DPM++ 3M SDE' cannot run faithfully in sdui (")
+    assert read.warnings[0].endswith("used 'DPM++ 2M SDE' instead")
+    read = read_params("x\nSteps: 20, Sampler: Foo, Schedule type: Karras, Seed: 1, Hires sampler: Bar, "
+                       "Denoising strength: 0.5, Hires upscale: 2")
+    assert read.warnings == ["Sampler: 'Foo' is unknown to sdui: used 'Euler a' instead",
+                             "Schedule type: 'Karras' cannot run faithfully with 'Euler a' in sdui (sdui cannot hand "
+                             "it to diffusers' EulerAncestralDiscreteScheduler): used 'Automatic' instead",
+                             "Hires sampler: 'Bar' is unknown to sdui: used 'Euler a' instead"]
     p = params_from_infotext("x\nSteps: 20, Sampler: Euler, Schedule type: Align Your Steps, Seed: 1")
-    assert (p.sampler, p.schedule) == ("Euler", "Automatic")
+    assert (p.sampler, p.schedule) == ("Euler", "Align Your Steps")
     with pytest.raises(ValueError, match=r"'Steps' must be a whole number; got 'many'"):
         params_from_infotext("x\nSteps: many, Sampler: Euler, CFG scale: 7")
     with pytest.raises(ValueError, match=r"'CFG scale' must be a number; got 'high'"):
@@ -203,10 +212,10 @@ multiple8 = st.integers(0, 32).map(lambda n: n * 8)
 
 @st.composite
 def generation_params(draw) -> GenerationParams:
+    sampler = draw(st.sampled_from(samplers.sampler_names()))
     return GenerationParams(
         prompt=draw(prompts), negative_prompt=draw(prompts), mode=draw(st.sampled_from(list(Mode))),
-        sampler=draw(st.sampled_from(samplers.sampler_names())),
-        schedule=draw(st.sampled_from(samplers.schedule_names())),
+        sampler=sampler, schedule=draw(st.sampled_from(samplers.schedules_for(sampler))),
         steps=draw(st.integers(1, 150)), cfg_scale=draw(st.floats(1.0, 30.0)),
         width=draw(st.integers(8, 256).map(lambda n: n * 8)), height=draw(st.integers(8, 256).map(lambda n: n * 8)),
         seed=-1, subseed=-1, subseed_strength=draw(st.one_of(st.just(0.0), floats01)),
@@ -221,12 +230,13 @@ def generation_params(draw) -> GenerationParams:
 def _carried(p: GenerationParams) -> set[str]:
     """The fields an infotext of `p` carries (the others come back from the base params)."""
     names = {"prompt", "negative_prompt", "sampler", "schedule", "steps", "cfg_scale", "width", "height",
-             "seed", "clip_skip", "checkpoint", "subseed_strength"}
+             "seed", "clip_skip", "checkpoint", "subseed_strength", "randn_source", "eta_noise_seed_delta",
+             "batch_size"}
     if p.subseed_strength > 0:
         names.add("subseed")
     if p.mode is not Mode.TXT2IMG:
         names.add("denoising_strength")
-    if p.mode in (Mode.INPAINT, Mode.OUTPAINT) and p.mask_blur > 0:
+    if p.mode in (Mode.INPAINT, Mode.OUTPAINT):
         names.add("mask_blur")
     if p.mode is Mode.INPAINT:
         names |= {"inpaint_full_res", "masked_content", "mask_invert"}
@@ -281,3 +291,79 @@ def test_network_keys_are_written_as_a1111_orders_them():
         "Steps: 20, Sampler: Euler a, Schedule type: Automatic, CFG scale: 7, Seed: 123, Size: 512x512, "
         "Model hash: 6ce0161689, Model: v1-5-pruned, VAE hash: 735e4c3a44, VAE: ft-mse.safetensors, "
         f'Clip skip: 2, RNG: CPU, Lora hashes: "x: 7c6bad76eb54", TI hashes: "bad: c74b4e810b03", {VERSION}')
+
+
+def test_the_writer_writes_only_mapped_keys_and_the_reader_applies_each_of_them():
+    """KEYS is the one mapping: every key format_infotext writes is in it, and reading it back reports none."""
+    cases = [
+        GenerationParams(prompt="a", negative_prompt="b", clip_skip=2, randn_source="NV", eta_noise_seed_delta=31337,
+                         subseed_strength=0.3, enable_hr=True, hr_upscaler="Latent (nearest)", hr_sampler="Euler",
+                         hr_prompt="c", hr_negative_prompt="d", hr_second_pass_steps=3, hr_resize_x=128),
+        GenerationParams(mode=Mode.INPAINT, mask_blur=0, inpaint_full_res=True, mask_invert=True,
+                         masked_content=MaskedContent.FILL),
+        GenerationParams(mode=Mode.OUTPAINT, outpaint_left=64, mask_blur=2),
+    ]
+    for p in cases:
+        text = format_infotext(p, seed=1, subseed=2, model_name="m", model_hash="0123456789",
+                               extra={"VAE": "v.safetensors", "VAE hash": "abcdef1234", "Lora hashes": "x: 1234",
+                                      "TI hashes": "e: 5678", **({"Hires checkpoint": "other"} if p.hires else {})})
+        keys = {k.removesuffix("-1").removesuffix("-2") for k in parse_infotext(text)} - {"Prompt", "Negative prompt"}
+        assert keys <= set(KEYS), keys - set(KEYS)
+        read = read_params(text, GenerationParams(mode=p.mode))
+        assert read.warnings == [], read.warnings
+        assert read.mode is p.mode
+
+
+def test_rng_and_ensd_are_written_as_a1111_and_read_back():
+    text = _format(GenerationParams(prompt="x", randn_source="NV", eta_noise_seed_delta=31337))
+    assert "RNG: NV, ENSD: 31337" in text
+    assert "RNG" not in _format(GenerationParams(prompt="x", randn_source="GPU"))  # A1111's default is left out
+    assert "ENSD" not in _format(GenerationParams(prompt="x"))
+    back = params_from_infotext(text)
+    assert (back.randn_source, back.eta_noise_seed_delta) == ("NV", 31337)
+    a1111 = params_from_infotext("x\nSteps: 20, Sampler: Euler a, Seed: 1, Size: 64x64")
+    assert (a1111.randn_source, a1111.eta_noise_seed_delta) == ("GPU", 0)  # no RNG key: A1111's default, GPU
+    read = read_params("x\nSteps: 20, Sampler: Euler a, Seed: 1, RNG: Mersenne")
+    assert read.warnings == ["RNG: Mersenne: not applied: sdui knows CPU, GPU, NV; used CPU"]
+
+
+@pytest.mark.parametrize(("keys", "mode"), [
+    ("Steps: 20, Seed: 1, Size: 64x64", Mode.TXT2IMG),
+    ("Steps: 20, Seed: 1, Denoising strength: 0.5, Hires upscale: 2, Hires upscaler: Latent", Mode.TXT2IMG),
+    ("Steps: 20, Seed: 1, Denoising strength: 0.5", Mode.IMG2IMG),
+    ("Steps: 20, Seed: 1, Denoising strength: 0.5, Mask blur: 4", Mode.INPAINT),
+    ("Steps: 20, Seed: 1, Denoising strength: 0.5, Inpaint area: Only masked", Mode.INPAINT),
+    ("Steps: 20, Seed: 1, Denoising strength: 0.5, Mask blur: 4, Outpaint extents: left 0 right 64 up 0 down 0",
+     Mode.OUTPAINT),
+])
+def test_the_mode_comes_from_the_keys(keys, mode):
+    assert read_params(f"x\n{keys}").mode is mode
+
+
+def test_keys_sdui_does_not_apply_are_named_by_family_and_unknown_ones_one_by_one():
+    text = ("x\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, ADetailer model: face_yolov8n.pt, "
+            "ADetailer confidence: 0.3, ControlNet 0: \"Module: canny, Model: control_v11p\", Eta: 1, "
+            "Emphasis: No norm, Distilled CFG Scale: 3.5, Seed resize from: 512x768, My knob: 7, Version: f2.0")
+    read = read_params(text)
+    assert read.warnings == [
+        "ADetailer model, ADetailer confidence: not applied: sdui has no ADetailer",
+        "ControlNet 0: not applied: sdui has no ControlNet",
+        "Emphasis: not applied: sdui uses A1111's original emphasis",
+        "Distilled CFG Scale: not applied: a Flux setting: sdui does not run Flux",
+        "Seed resize from: not applied: sdui has no seed resize",
+        "My knob: 7: not applied: sdui does not know this key",
+    ]  # Eta 1 is what sdui does; Version describes the program
+
+
+def test_keys_of_another_mode_are_reported_on_the_tab_they_are_sent_to():
+    text = ("x\nSteps: 20, Seed: 1, Denoising strength: 0.6, Mask blur: 8, Inpaint area: Only masked, "
+            "Masked content: fill")
+    read = read_params(text, GenerationParams(mode=Mode.TXT2IMG))
+    assert read.mode is Mode.INPAINT
+    assert read.warnings == ["Denoising strength, Mask blur, Inpaint area, Masked content: not applied: the picture "
+                             "was made with inpaint, and these keys do not apply to txt2img"]
+    assert read_params(text, GenerationParams(mode=Mode.INPAINT)).warnings == []
+    hires = "x\nSteps: 20, Seed: 1, Denoising strength: 0.6, Hires upscale: 2, Hires upscaler: Latent"
+    assert read_params(hires, GenerationParams(mode=Mode.IMG2IMG)).warnings == [
+        "Hires upscale, Hires upscaler: not applied: the picture was made with txt2img, and these keys do not apply "
+        "to img2img"]
