@@ -27,6 +27,8 @@ class ApiContext:
     checkpoint: str | None = None  # the API's default model (A1111's sd_model_checkpoint option)
     clip_skip: int = 1  # A1111's CLIP_stop_at_last_layers option
     vae: str = "Automatic"  # A1111's sd_vae option
+    randn_source: str = "CPU"  # A1111's randn_source option (sdui's default: the same noise on every machine)
+    eta_noise_seed_delta: int = 0  # A1111's eta_noise_seed_delta option (ENSD)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -24,13 +25,17 @@ from sdui.engine.hires import LATENT_MODES, is_latent_mode
 from sdui.engine.result import Result
 from sdui.models.errors import ModelNotFound
 from sdui.outputs.save import png_bytes
-from sdui.params import GenerationParams, MaskedContent, Mode, ResizeMode
+from sdui.outputs.paste import paste_infotext
+from sdui.params import RNG_SOURCES, SEED_MAX, GenerationParams, MaskedContent, Mode, ResizeMode
 
 # GenerationParams names -> the A1111 field a client sent, for error messages.
 _API_NAMES = {"batch_count": "n_iter", "sampler": "sampler_name", "schedule": "scheduler",
               "init_image": "init_images", "mask_invert": "inpainting_mask_invert",
               "masked_content": "inpainting_fill", "clip_skip": "CLIP_stop_at_last_layers",
               "vae": "sd_vae"}
+# The override_settings keys sdui applies; any other is named in the response's warnings.
+OVERRIDE_SETTINGS = ("sd_model_checkpoint", "sd_vae", "CLIP_stop_at_last_layers", "randn_source",
+                     "eta_noise_seed_delta")
 _FILLS = (MaskedContent.FILL, MaskedContent.ORIGINAL, MaskedContent.LATENT_NOISE, MaskedContent.LATENT_NOTHING)
 _RESIZE_MODES = (ResizeMode.JUST_RESIZE, ResizeMode.CROP_AND_RESIZE, ResizeMode.RESIZE_AND_FILL)
 # A1111's scheduler ids ("karras", "sgm_uniform") next to the labels ("Karras", "SGM Uniform").
@@ -157,9 +162,30 @@ def _sampler(req: ProcessingRequest) -> tuple[str, str]:
     return spec.name, schedule
 
 
-def _common(req: ProcessingRequest, catalog: CatalogLike, checkpoint: str | None, clip_skip: int, vae: str,
+def check_randn_source(value: Any, field: str) -> str:
+    if value not in RNG_SOURCES:
+        raise ApiError(400, f"{field} must be one of {', '.join(RNG_SOURCES)}; got {value!r}", field)
+    return value
+
+
+def check_ensd(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+        raise ApiError(400, f"{field} must be a whole number between 0 and {SEED_MAX}; got {value!r}", field)
+    return value
+
+
+def override_warnings(req: ProcessingRequest) -> list[str]:
+    """One warning naming the override_settings keys sdui does not apply (A1111 would have)."""
+    unknown = [key for key in (req.override_settings or {}) if key not in OVERRIDE_SETTINGS]
+    if not unknown:
+        return []
+    return [f"override_settings: {', '.join(unknown)}: not applied: sdui applies only {', '.join(OVERRIDE_SETTINGS)}"]
+
+
+def _common(req: ProcessingRequest, catalog: CatalogLike, defaults: dict[str, Any],
             vaes: VaeFolderLike | None) -> dict[str, Any]:
     overrides = req.override_settings or {}
+    checkpoint, clip_skip, vae = defaults["checkpoint"], defaults["clip_skip"], defaults["vae"]
     if overrides.get("sd_model_checkpoint") is not None:
         checkpoint = resolve_checkpoint(overrides["sd_model_checkpoint"], catalog,
                                         "override_settings.sd_model_checkpoint")
@@ -167,11 +193,88 @@ def _common(req: ProcessingRequest, catalog: CatalogLike, checkpoint: str | None
         clip_skip = overrides["CLIP_stop_at_last_layers"]
     if overrides.get("sd_vae") is not None:
         vae = resolve_vae(overrides["sd_vae"], vaes, "override_settings.sd_vae")
+    randn_source = check_randn_source(overrides.get("randn_source", defaults["randn_source"]),
+                                      "override_settings.randn_source")
+    ensd = check_ensd(overrides.get("eta_noise_seed_delta", defaults["eta_noise_seed_delta"]),
+                      "override_settings.eta_noise_seed_delta")
     sampler, schedule = _sampler(req)
     return dict(prompt=req.prompt or "", negative_prompt=req.negative_prompt or "", checkpoint=checkpoint,
                 sampler=sampler, schedule=schedule, steps=req.steps, cfg_scale=req.cfg_scale, width=req.width,
                 height=req.height, seed=req.seed, subseed=req.subseed, subseed_strength=req.subseed_strength,
-                batch_size=req.batch_size, batch_count=req.n_iter, clip_skip=clip_skip, vae=vae)
+                batch_size=req.batch_size, batch_count=req.n_iter, clip_skip=clip_skip, vae=vae,
+                randn_source=randn_source, eta_noise_seed_delta=ensd)
+
+
+# GenerationParams fields an infotext sets -> the request field (or override_settings key) that carries them.
+_INFOTEXT_REQUEST_FIELDS = {
+    "prompt": "prompt", "negative_prompt": "negative_prompt", "steps": "steps", "sampler": "sampler_name",
+    "schedule": "scheduler", "cfg_scale": "cfg_scale", "seed": "seed", "subseed": "subseed",
+    "subseed_strength": "subseed_strength", "width": "width", "height": "height",
+    "denoising_strength": "denoising_strength", "batch_size": "batch_size",
+}
+_INFOTEXT_TXT2IMG_FIELDS = {
+    "enable_hr": "enable_hr", "hr_scale": "hr_scale", "hr_upscaler": "hr_upscaler",
+    "hr_second_pass_steps": "hr_second_pass_steps", "hr_resize_x": "hr_resize_x", "hr_resize_y": "hr_resize_y",
+    "hr_checkpoint": "hr_checkpoint_name", "hr_sampler": "hr_sampler_name", "hr_schedule": "hr_scheduler",
+    "hr_prompt": "hr_prompt", "hr_negative_prompt": "hr_negative_prompt",
+}
+_INFOTEXT_IMG2IMG_FIELDS = {
+    "mask_blur": "mask_blur", "inpaint_full_res": "inpaint_full_res",
+    "inpaint_full_res_padding": "inpaint_full_res_padding", "masked_content": "inpainting_fill",
+    "mask_invert": "inpainting_mask_invert",
+}
+_INFOTEXT_SETTINGS = {"checkpoint": "sd_model_checkpoint", "vae": "sd_vae", "clip_skip": "CLIP_stop_at_last_layers",
+                      "randn_source": "randn_source", "eta_noise_seed_delta": "eta_noise_seed_delta"}
+
+
+@dataclass
+class RequestInfotext:
+    """A request with its `infotext` applied (A1111 1.10): what the request did not set, the infotext filled."""
+
+    request: ProcessingRequest
+    warnings: list[str]
+    lora_hashes: dict[str, str]
+
+
+def apply_infotext(req: ProcessingRequest, *, catalog: CatalogLike, defaults: dict[str, Any],
+                   upscalers: Any = None, networks: Any = None) -> RequestInfotext:
+    """Fill the fields a client left unset from its `infotext`; the client's own fields and override_settings win.
+
+    Keys the infotext has that sdui cannot apply, and models it names that are not installed, become warnings.
+    """
+    if not req.infotext:
+        return RequestInfotext(req, [], {})
+    mode = Mode.IMG2IMG if isinstance(req, Img2ImgRequest) else Mode.TXT2IMG
+    if mode is Mode.IMG2IMG and req.mask:
+        mode = Mode.INPAINT
+    base = GenerationParams(mode=mode, checkpoint=defaults["checkpoint"], vae=defaults["vae"])
+    try:
+        pasted = paste_infotext(req.infotext, base, catalog=catalog, vaes=defaults["vaes"], upscalers=upscalers,
+                                networks=networks)
+    except ValueError as e:
+        raise ApiError(400, f"infotext: {e}", "infotext") from None
+    fields = dict(_INFOTEXT_REQUEST_FIELDS)
+    fields.update(_INFOTEXT_IMG2IMG_FIELDS if mode is not Mode.TXT2IMG else _INFOTEXT_TXT2IMG_FIELDS)
+    given = req.model_fields_set
+    update = {}
+    for name, api_name in fields.items():
+        if name in pasted.fields and api_name not in given:
+            update[api_name] = _request_value(name, getattr(pasted.params, name))
+    overrides = dict(req.override_settings or {})
+    for name, key in _INFOTEXT_SETTINGS.items():
+        value = getattr(pasted.params, name)
+        if name in pasted.fields and key not in overrides and value is not None:
+            overrides[key] = value
+    update["override_settings"] = overrides
+    return RequestInfotext(req.model_copy(update=update), pasted.warnings, dict(pasted.params.lora_hashes))
+
+
+def _request_value(name: str, value: Any) -> Any:
+    if name == "masked_content":
+        return _FILLS.index(value)
+    if name == "mask_invert":
+        return int(value)
+    return value
 
 
 def validate(params: GenerationParams) -> GenerationParams:
@@ -186,15 +289,25 @@ def validate(params: GenerationParams) -> GenerationParams:
     return params
 
 
-def txt2img_params(req: Txt2ImgRequest, catalog: CatalogLike, *, checkpoint: str | None = None,
-                   clip_skip: int = 1, vae: str = "Automatic", vaes: VaeFolderLike | None = None,
-                   upscalers: UpscalersLike | None = None) -> GenerationParams:
-    """A validated txt2img GenerationParams from an A1111 txt2img request (hires fix included)."""
+def txt2img_params(req: Txt2ImgRequest, catalog: CatalogLike, *, upscalers: UpscalersLike | None = None,
+                   lora_hashes: dict[str, str] | None = None, **defaults: Any) -> GenerationParams:
+    """A validated txt2img GenerationParams from an A1111 txt2img request (hires fix included).
+
+    `defaults`: the API's options (checkpoint, clip_skip, vae, randn_source, eta_noise_seed_delta) and `vaes`.
+    """
     check_supported(req)
-    fields = _common(req, catalog, checkpoint, clip_skip, vae, vaes)
+    fields = _common(req, catalog, _with_defaults(defaults), defaults.get("vaes"))
+    fields["lora_hashes"] = dict(lora_hashes or {})
     if req.enable_hr:
         fields.update(_hires(req, catalog, upscalers), denoising_strength=req.denoising_strength)
     return validate(GenerationParams(mode=Mode.TXT2IMG, **fields))
+
+
+def _with_defaults(given: dict[str, Any]) -> dict[str, Any]:
+    defaults = {"checkpoint": None, "clip_skip": 1, "vae": "Automatic", "randn_source": "CPU",
+                "eta_noise_seed_delta": 0}
+    defaults.update({key: value for key, value in given.items() if key in defaults})
+    return defaults
 
 
 # What A1111's hires fields hold when they mean "as the first pass".
@@ -247,14 +360,14 @@ def _mask_image(image: Image.Image) -> Image.Image:
     return image.convert("L")
 
 
-def img2img_params(req: Img2ImgRequest, catalog: CatalogLike, *, checkpoint: str | None = None,
-                   clip_skip: int = 1, vae: str = "Automatic", vaes: VaeFolderLike | None = None,
-                   max_bytes: int = 50 * 2**20) -> GenerationParams:
+def img2img_params(req: Img2ImgRequest, catalog: CatalogLike, *, max_bytes: int = 50 * 2**20,
+                   lora_hashes: dict[str, str] | None = None, **defaults: Any) -> GenerationParams:
     """A validated img2img (or, with `mask`, inpaint) GenerationParams from an A1111 img2img request."""
     check_supported(req)
     if not req.init_images:
         raise ApiError(400, "init_images must hold one base64 image for img2img; got none", "init_images")
-    fields = _common(req, catalog, checkpoint, clip_skip, vae, vaes)
+    fields = _common(req, catalog, _with_defaults(defaults), defaults.get("vaes"))
+    fields["lora_hashes"] = dict(lora_hashes or {})
     init = decode_image(req.init_images[0], "init_images[0]", max_bytes).convert("RGB")
     mask = None
     if req.mask:
@@ -275,7 +388,7 @@ def img2img_params(req: Img2ImgRequest, catalog: CatalogLike, *, checkpoint: str
     return validate(params)
 
 
-def info_json(result: Result, job_timestamp: datetime) -> str:
+def info_json(result: Result, job_timestamp: datetime, warnings: list[str] | None = None) -> str:
     """The `info` JSON string A1111 returns (Processed.js()), from what actually ran."""
     p = result.params
     n = len(result.images)
@@ -296,13 +409,14 @@ def info_json(result: Result, job_timestamp: datetime) -> str:
         "index_of_first_image": 0, "infotexts": list(result.infotexts),
         "styles": [], "job_timestamp": job_timestamp.strftime("%Y%m%d%H%M%S"), "clip_skip": p.clip_skip,
         "is_using_inpainting_conditioning": False, "version": f"sdui {sdui.__version__}",
-        "interrupted": result.interrupted, "warnings": list(result.warnings),
+        "interrupted": result.interrupted, "warnings": [*(warnings or []), *result.warnings],
     }
     return json.dumps(info)
 
 
-def build_response(req: ProcessingRequest, result: Result, job_timestamp: datetime) -> ImageResponse:
-    """A1111's {"images", "parameters", "info"} for a finished job."""
+def build_response(req: ProcessingRequest, result: Result, job_timestamp: datetime,
+                   warnings: list[str] | None = None) -> ImageResponse:
+    """A1111's {"images", "parameters", "info"} for a finished job; `warnings` (the request's) lead info's own."""
     images = []
     if req.send_images:
         texts = list(result.infotexts) + [None] * (len(result.images) - len(result.infotexts))
@@ -312,4 +426,4 @@ def build_response(req: ProcessingRequest, result: Result, job_timestamp: dateti
         parameters["init_images"] = None
         parameters["mask"] = None
     parameters.pop("include_init_images", None)
-    return ImageResponse(images=images, parameters=parameters, info=info_json(result, job_timestamp))
+    return ImageResponse(images=images, parameters=parameters, info=info_json(result, job_timestamp, warnings))

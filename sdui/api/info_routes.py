@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from sdui.api.context import ApiContext, set_default_checkpoint
-from sdui.api.convert import SCHEDULER_IDS, resolve_vae
+from sdui.api.convert import SCHEDULER_IDS, check_ensd, check_randn_source, resolve_vae
 from sdui.api.errors import ApiError
 from sdui.api.models import (EmbeddingsResponse, LoraItem, MemoryResponse, OptionsUpdate, SamplerItem, SchedulerItem,
                              ScriptsList, SDModelItem, SDVaeItem, UpscalerItem)
@@ -31,6 +31,7 @@ def current_options(ctx: ApiContext) -> dict[str, Any]:
     """The A1111 options sdui knows, with their values now."""
     with ctx.lock:
         checkpoint, clip_skip, vae = ctx.checkpoint, ctx.clip_skip, ctx.vae
+        randn_source, ensd = ctx.randn_source, ctx.eta_noise_seed_delta
     if checkpoint is None:
         try:
             checkpoint = ctx.manager.info(None).title
@@ -41,7 +42,8 @@ def current_options(ctx: ApiContext) -> dict[str, Any]:
             "samples_format": ctx.settings.save_format, "samples_save": not ctx.settings.no_save,
             "outdir_samples": "", "outdir_txt2img_samples": str(out / "txt2img-images"),
             "outdir_img2img_samples": str(out / "img2img-images"), "sd_vae": vae,
-            "sd_checkpoints_limit": ctx.settings.models_in_memory}
+            "sd_checkpoints_limit": ctx.settings.models_in_memory, "randn_source": randn_source,
+            "eta_noise_seed_delta": ensd}
 
 
 def update_options(ctx: ApiContext, update: OptionsUpdate) -> None:
@@ -56,6 +58,9 @@ def update_options(ctx: ApiContext, update: OptionsUpdate) -> None:
     if "CLIP_stop_at_last_layers" in changes and (clip_skip is None or not 1 <= clip_skip <= 12):
         raise ApiError(400, f"CLIP_stop_at_last_layers must be between 1 and 12; got {clip_skip!r}",
                        "CLIP_stop_at_last_layers")
+    randn_source = check_randn_source(changes["randn_source"], "randn_source") if "randn_source" in changes else None
+    ensd = changes.get("eta_noise_seed_delta")
+    ensd = check_ensd(ensd, "eta_noise_seed_delta") if "eta_noise_seed_delta" in changes else None
     vae = resolve_vae(changes["sd_vae"], ctx.manager.extras.vaes, "sd_vae") if "sd_vae" in changes else None
     if "sd_model_checkpoint" in changes:
         set_default_checkpoint(ctx, changes["sd_model_checkpoint"])
@@ -63,9 +68,13 @@ def update_options(ctx: ApiContext, update: OptionsUpdate) -> None:
         ctx.manager.check_vae(vae, ctx.checkpoint)  # as A1111 loads it when set: a misfit is refused now, not later
         with ctx.lock:
             ctx.vae = vae
-    if clip_skip is not None:
-        with ctx.lock:
+    with ctx.lock:
+        if clip_skip is not None:
             ctx.clip_skip = clip_skip
+        if randn_source is not None:
+            ctx.randn_source = randn_source
+        if ensd is not None:
+            ctx.eta_noise_seed_delta = ensd
 
 
 def cmd_flags(ctx: ApiContext) -> dict[str, Any]:

@@ -206,6 +206,8 @@ class OptionsUpdate(BaseModel):
     outdir_img2img_samples: str | None = None
     sd_vae: str | None = None
     sd_checkpoints_limit: int | None = None
+    randn_source: str | None = None
+    eta_noise_seed_delta: int | None = None
 
 
 class ExtrasBaseRequest(_Request):

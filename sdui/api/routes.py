@@ -61,16 +61,25 @@ def _add_docs(app: FastAPI, router: APIRouter, owner_dep: Any) -> None:
         return get_swagger_ui_html(openapi_url=schema_url, title="sdui API")
 
 
-def _run(ctx: ApiContext, req: Any, params: GenerationParams, owner: str) -> ImageResponse:
+def _run(ctx: ApiContext, req: Any, params: GenerationParams, owner: str, warnings: list[str]) -> ImageResponse:
     job = ctx.queue.submit(params, owner, save=req.save_images and not req.do_not_save_samples)
     result = job.wait()
-    return convert.build_response(req, result, job.created)
+    return convert.build_response(req, result, job.created, warnings)
 
 
 def _defaults(ctx: ApiContext) -> dict[str, Any]:
     with ctx.lock:
         return {"checkpoint": ctx.checkpoint, "clip_skip": ctx.clip_skip, "vae": ctx.vae,
+                "randn_source": ctx.randn_source, "eta_noise_seed_delta": ctx.eta_noise_seed_delta,
                 "vaes": ctx.manager.extras.vaes}
+
+
+def _with_infotext(ctx: ApiContext, req: Any, defaults: dict[str, Any]) -> convert.RequestInfotext:
+    """The request with its `infotext` applied, and the warnings of both it and its override_settings."""
+    applied = convert.apply_infotext(req, catalog=ctx.catalog, defaults=defaults, upscalers=ctx.manager.upscalers,
+                                     networks=ctx.manager.extras)
+    applied.warnings += convert.override_warnings(applied.request)
+    return applied
 
 
 def _add_generation_routes(router: APIRouter, ctx: ApiContext, owner_dep: Any) -> None:
@@ -78,13 +87,19 @@ def _add_generation_routes(router: APIRouter, ctx: ApiContext, owner_dep: Any) -
 
     @router.post("/txt2img", response_model=ImageResponse)
     def txt2img(req: Txt2ImgRequest, owner: Owner) -> ImageResponse:
-        params = convert.txt2img_params(req, ctx.catalog, upscalers=ctx.manager.upscalers, **_defaults(ctx))
-        return _run(ctx, req, params, owner)
+        defaults = _defaults(ctx)
+        applied = _with_infotext(ctx, req, defaults)
+        params = convert.txt2img_params(applied.request, ctx.catalog, upscalers=ctx.manager.upscalers,
+                                        lora_hashes=applied.lora_hashes, **defaults)
+        return _run(ctx, applied.request, params, owner, applied.warnings)
 
     @router.post("/img2img", response_model=ImageResponse)
     def img2img(req: Img2ImgRequest, owner: Owner) -> ImageResponse:
-        params = convert.img2img_params(req, ctx.catalog, max_bytes=ctx.max_bytes, **_defaults(ctx))
-        return _run(ctx, req, params, owner)
+        defaults = _defaults(ctx)
+        applied = _with_infotext(ctx, req, defaults)
+        params = convert.img2img_params(applied.request, ctx.catalog, max_bytes=ctx.max_bytes,
+                                        lora_hashes=applied.lora_hashes, **defaults)
+        return _run(ctx, applied.request, params, owner, applied.warnings)
 
     @router.post("/png-info", response_model=PNGInfoResponse)
     def png_info(req: PNGInfoRequest) -> PNGInfoResponse:
