@@ -1,4 +1,4 @@
-"""The whole page: top bar, the tabs, and the wiring between them (Send to…, Ctrl+Enter, card clicks)."""
+"""The whole page: top bar, the tabs, and the wiring between them (Send to…, ↙, Ctrl+Enter, card clicks, drops)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
         topbar.bind(ctx, bar)
         for name, module in GENERATE_TABS.items():
             module.bind(ctx, panels[name], bar)
+            pnginfo.bind_paste(ctx, panels[name], bar)
         extras.bind(ctx, extras_tab)
         pnginfo.bind(ctx, png, tabs, panels, bar)
         extras.bind_send_to_extras(png.send_extras, lambda image: image, [png.image], tabs, extras_tab,
@@ -46,7 +47,7 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
             _bind_send_to(source.results, tabs, panels, extras_tab,
                           (source.fields["prompt"], source.fields["negative_prompt"]))
         _bind_send_to(extras_tab.results, tabs, panels, extras_tab)
-        demo.load(None, js=page_js(CTRL_ENTER_JS, networks.CARDS_JS))
+        demo.load(None, js=page_js(CTRL_ENTER_JS, networks.CARDS_JS, pnginfo.DROP_JS))
     return demo
 
 

@@ -102,21 +102,11 @@ def refresh(ctx: UIContext, upscaler: str | None, checkpoint: str | None):
             gr.Dropdown(choices=checkpoints, value=checkpoint if checkpoint in dict(checkpoints).values() else ""))
 
 
-def sent_updates(ctx: UIContext, fields: dict[str, Any], params: GenerationParams, hr_checkpoint: str | None,
-                 updates: dict[Any, Any]) -> list[str]:
-    """Fit PNG info's hires values to what is installed (`hr_checkpoint`: the catalog title, None = not here);
-    a note for each one that is not."""
-    notes = []
+def sent_updates(ctx: UIContext, fields: dict[str, Any], params: GenerationParams, updates: dict[Any, Any]) -> None:
+    """A pasted infotext's hires upscaler and checkpoint with the choices installed now (outputs/paste.py has put
+    what is installed into `params`, and said what was not)."""
     upscalers = upscaler_choices(ctx)
-    if params.hr_upscaler in upscalers:
-        updates[fields["hr_upscaler"]] = gr.Dropdown(choices=upscalers, value=params.hr_upscaler)
-    else:
-        updates.pop(fields["hr_upscaler"], None)
-        notes.append(f"The picture's hires upscaler '{params.hr_upscaler}' is not installed (put it in "
-                     f"{ctx.settings.esrgan_dir}): the Upscaler was left as it is")
+    updates[fields["hr_upscaler"]] = gr.Dropdown(choices=upscalers, value=params.hr_upscaler)
     checkpoints = checkpoint_choices(ctx)
-    if params.hr_checkpoint and hr_checkpoint is None:
-        notes.append(f"The picture's hires checkpoint '{params.hr_checkpoint}' is not in {ctx.settings.ckpt_dir}: "
-                     f"'{SAME_CHECKPOINT}' was chosen")
-    updates[fields["hr_checkpoint"]] = gr.Dropdown(choices=checkpoints, value=hr_checkpoint or "")
-    return notes
+    chosen = params.hr_checkpoint if params.hr_checkpoint in dict(checkpoints).values() else ""
+    updates[fields["hr_checkpoint"]] = gr.Dropdown(choices=checkpoints, value=chosen)

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from sdui.ui.networks import NetworksPanel
 
 _PARAM_FIELDS = {f.name: f for f in dataclasses.fields(GenerationParams)}
+PASTE_SYMBOL = "↙️"
+PASTE_TOOLTIP = "Read generation parameters from prompt or last generation if prompt is empty into user interface."
 
 
 @dataclass
@@ -29,6 +31,8 @@ class Panel:
     fields: dict[str, gr.components.Component]
     generate: gr.Button
     interrupt: gr.Button
+    paste: gr.Button  # A1111's ↙: read the infotext in the prompt box (or the last job's) into every field
+    dropped: gr.File  # hidden: the page JS puts a picture dropped on the prompt box here (see pnginfo.DROP_JS)
     results: results_ui.Results
     swap_size: gr.Button
     random_seed: gr.Button
@@ -55,6 +59,9 @@ def build(tab: str, outputs_dir: Path, extras: Callable[[], dict[str, Any]] | No
         with gr.Column(scale=1, min_width=160):
             generate = gr.Button("Generate", variant="primary", elem_id=f"{tab}_generate")
             interrupt = gr.Button("Interrupt", variant="stop", elem_id=f"{tab}_interrupt")
+            paste = gr.Button(PASTE_SYMBOL, elem_id=f"{tab}_paste", min_width=40)
+            # "hidden", not False: the file input must be on the page for the drop script to fill it.
+            dropped = gr.File(file_types=["image"], type="filepath", visible="hidden", elem_id=f"{tab}_dropped")
     network_panel = networks(tab) if networks else None
     # A pasted infotext's `Lora hashes` (set by PNG info's Send to): finds a LoRA renamed since the image was made.
     lora_hashes = gr.State({})
@@ -97,8 +104,8 @@ def build(tab: str, outputs_dir: Path, extras: Callable[[], dict[str, Any]] | No
               "subseed": subseed, "subseed_strength": subseed_strength, "batch_count": batch_count,
               "batch_size": batch_size, "lora_hashes": lora_hashes}
     fields.update({name: widget for name, widget in own.items() if name in _PARAM_FIELDS})
-    return Panel(tab=tab, fields=fields, generate=generate, interrupt=interrupt, results=results,
-                 swap_size=swap_size, random_seed=random_seed, reuse_seed=reuse_seed,
+    return Panel(tab=tab, fields=fields, generate=generate, interrupt=interrupt, paste=paste, dropped=dropped,
+                 results=results, swap_size=swap_size, random_seed=random_seed, reuse_seed=reuse_seed,
                  extras={name: widget for name, widget in own.items() if name not in _PARAM_FIELDS},
                  networks=network_panel)
 

@@ -30,12 +30,14 @@ class Results:
     selected: gr.State  # index of the selected gallery image
     job: gr.State  # id of this session's last Job, so Interrupt reaches only it
     send: dict[str, gr.Button]
+    # What PNG info's Regenerate could not apply from the infotext: the job it starts shows them with its own.
+    pasted_warnings: gr.State
 
     @property
     def outputs(self) -> list[gr.components.Component]:
         """Everything a generate handler may update, in one fixed list."""
         return [self.progress, self.preview, self.gallery, self.infotext, self.data, self.warnings, self.selected,
-                self.job]
+                self.job, self.pasted_warnings]
 
 
 def build(tab: str, outputs_dir: Path, send_targets: tuple[str, ...] = SEND_TARGETS,
@@ -54,7 +56,7 @@ def build(tab: str, outputs_dir: Path, send_targets: tuple[str, ...] = SEND_TARG
                 for target in send_targets}
     gr.Markdown(f"Images are saved in `{outputs_dir}`", elem_id=f"{tab}_outputs_folder")
     return Results(progress=progress, preview=preview, gallery=gallery, infotext=infotext, warnings=warnings, data=data,
-                   selected=gr.State(0), job=gr.State(None), send=send)
+                   selected=gr.State(0), job=gr.State(None), send=send, pasted_warnings=gr.State([]))
 
 
 def bind(results: Results) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import gradio as gr
@@ -23,14 +23,19 @@ from sdui.ui.topbar import TopBar
 POLL_SECONDS = 0.2
 
 
-def follow(ctx: UIContext, params: GenerationParams, owner: str, results: Results) -> Iterator[dict]:
-    """Submit `params` for `owner` and yield widget updates until the job ends (a gr.Error if it fails)."""
+def follow(ctx: UIContext, params: GenerationParams, owner: str, results: Results,
+           carried: Sequence[str] = ()) -> Iterator[dict]:
+    """Submit `params` for `owner` and yield widget updates until the job ends (a gr.Error if it fails).
+
+    `carried`: warnings from before the job (what a pasted infotext asked that was not applied), shown with its own.
+    """
     try:
         job = ctx.queue.submit(params, owner=owner)
     except ValueError as e:
         raise gr.Error(f"Cannot generate: {e}") from e
     yield {results.job: job.id, results.progress: progress_html(0, 0, "Queued…"),
-           results.preview: gr.update(value=None, visible=True), results.warnings: ""}
+           results.preview: gr.update(value=None, visible=True), results.warnings: warnings_html(list(carried)),
+           results.pasted_warnings: []}
     shown = None
     try:
         while (p := job.progress()).state not in FINISHED:
@@ -44,7 +49,7 @@ def follow(ctx: UIContext, params: GenerationParams, owner: str, results: Result
     except GeneratorExit:  # the page went away: nobody will see this job, free the device
         job.interrupt()
         raise
-    yield _finished(job, results)
+    yield _finished(job, results, carried)
 
 
 def interrupt_own(ctx: UIContext, job_id: str | None, owner: str) -> None:
@@ -80,7 +85,7 @@ def raise_as_gr_error(error: Exception) -> None:
     raise gr.Error(f"Cannot generate: {error}") from error
 
 
-def _finished(job: Job, results: Results) -> dict:
+def _finished(job: Job, results: Results, carried: Sequence[str] = ()) -> dict:
     try:
         result = job.wait()
     except Exception as e:  # noqa: BLE001 - the one boundary where any job failure becomes a toast
@@ -95,9 +100,9 @@ def _finished(job: Job, results: Results) -> dict:
     return {results.progress: progress_html(1, 1, text) if not result.interrupted else progress_html(0, 0, text),
             results.preview: gr.update(value=None, visible=False), results.gallery: items,
             results.infotext: result.infotexts[0] if result.infotexts else "",
-            results.warnings: warnings_html(result.warnings),
+            results.warnings: warnings_html([*carried, *result.warnings]),
             results.data: {"paths": paths, "infotexts": list(result.infotexts), "seeds": list(result.seeds),
-                           "warnings": list(result.warnings)},
+                           "warnings": [*carried, *result.warnings]},
             results.selected: 0, results.job: None}
 
 
@@ -122,20 +127,21 @@ def bind_tab(ctx: UIContext, panel: Panel, bar: TopBar, api_name: str,
     """Wire a tab's panel buttons, extra networks, results, and Generate → `to_params(widget values by name)` →
     job queue.
 
-    Every panel field, extra widget and top bar field (checkpoint, VAE) is an input (and a named API parameter,
-    except the gr.State ones) but those in `skip`.
+    Every panel field, extra widget and top bar field (checkpoint, VAE, clip skip, ...) is an input (and a named
+    API parameter, except the gr.State ones) but those in `skip`.
     """
     panel_ui.bind(panel)
     results_ui.bind(panel.results)
     if panel.networks is not None:
         networks_ui.bind(ctx, panel.networks, bar)
 
-    def handler(request: gr.Request, **fields: Any) -> Iterator[dict]:
+    def handler(request: gr.Request, pasted_warnings: list[str] | None = None, **fields: Any) -> Iterator[dict]:
         try:
             params = to_params(fields)
         except ValueError as e:
             raise gr.Error(f"Cannot generate: {e}") from e
-        yield from follow(ctx, params, request.session_hash or "", panel.results)
+        yield from follow(ctx, params, request.session_hash or "", panel.results, pasted_warnings or [])
 
     extras = {name: widget for name, widget in panel.extras.items() if name not in skip}
-    bind_generate(ctx, panel, handler, api_name, {**panel.fields, **extras, **bar.fields})
+    bind_generate(ctx, panel, handler, api_name,
+                  {**panel.fields, **extras, **bar.fields, "pasted_warnings": panel.results.pasted_warnings})

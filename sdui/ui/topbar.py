@@ -1,4 +1,5 @@
-"""The top bar: checkpoint and SD VAE dropdowns with their refresh buttons, model status, the demo-model banner."""
+"""The top bar: checkpoint and SD VAE dropdowns with their refresh buttons, A1111's quick settings every job reads
+(Clip skip, random number source, ENSD), model status, the demo-model banner."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import gradio as gr
 from sdui.models.errors import ModelError, ModelNotFound
 from sdui.models.extras import VAE_AUTOMATIC, VAE_NONE
 from sdui.models.tiny import DEMO_NAME
+from sdui.params import RNG_SOURCES, SEED_MAX
 from sdui.ui.context import UIContext
 
 DEMO_BANNER = (
@@ -29,11 +31,15 @@ class TopBar:
     refresh_vae: gr.Button
     status: gr.Markdown
     banner: gr.Markdown
+    clip_skip: gr.Slider
+    randn_source: gr.Dropdown
+    eta_noise_seed_delta: gr.Number
 
     @property
     def fields(self) -> dict[str, gr.components.Component]:
         """The GenerationParams fields the bar sets for every tab's Generate (read only then)."""
-        return {"checkpoint": self.checkpoint, "vae": self.vae}
+        return {"checkpoint": self.checkpoint, "vae": self.vae, "clip_skip": self.clip_skip,
+                "randn_source": self.randn_source, "eta_noise_seed_delta": self.eta_noise_seed_delta}
 
 
 def build(ctx: UIContext) -> TopBar:
@@ -46,10 +52,17 @@ def build(ctx: UIContext) -> TopBar:
         vae = gr.Dropdown(vae_choices(ctx.manager.extras.vaes.list()), value=VAE_AUTOMATIC, label="SD VAE",
                           elem_id="sd_vae", scale=2)
         refresh_vae = gr.Button("🔄", elem_id="refresh_vae", min_width=40, scale=0)
+        clip_skip = gr.Slider(1, 12, value=1, step=1, label="Clip skip", elem_id="clip_skip", scale=2, min_width=140)
+        randn_source = gr.Dropdown(list(RNG_SOURCES), value="CPU", label="Random number source",
+                                   info="GPU: NVIDIA's numbers; CPU: the same on any machine", elem_id="randn_source",
+                                   scale=2, min_width=170)
+        eta_noise_seed_delta = gr.Number(0, label="ENSD", precision=0, minimum=0, maximum=SEED_MAX,
+                                         elem_id="eta_noise_seed_delta", scale=1, min_width=70)
         status = gr.Markdown("", elem_id="model_status")
     banner = gr.Markdown(banner_text(ctx), visible=only_demo(ctx), elem_id="demo_banner")
     return TopBar(checkpoint=checkpoint, refresh=refresh, vae=vae, refresh_vae=refresh_vae, status=status,
-                  banner=banner)
+                  banner=banner, clip_skip=clip_skip, randn_source=randn_source,
+                  eta_noise_seed_delta=eta_noise_seed_delta)
 
 
 def bind(ctx: UIContext, bar: TopBar) -> None:

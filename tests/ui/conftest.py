@@ -11,7 +11,6 @@ import pytest
 
 from sdui.models.catalog import Catalog, HashCache
 from sdui.models.tiny import DEMO_NAME
-from sdui.networks.folders import EMBEDDING_SUFFIXES, LORA_SUFFIXES, VAE_SUFFIXES, NetworkFolder
 from tests.ui.server import running_app
 
 USER, PASSWORD = "tester", "s3cret-pass"
@@ -38,8 +37,15 @@ def auth_server(tiny_model_dir, tmp_path_factory) -> Server:
 
 
 def listing_ctx(tmp_path: Path) -> SimpleNamespace:
-    """What the UI's listing code reads from a UIContext, over folders of files of any bytes (listing reads none):
-    Lora/ (detail, sub/style), embeddings/ (EasyNegative), VAE/ (vae-ft-mse, a/same, b/same), models/ (mine)."""
+    """What the UI's listing and pasting code reads from a UIContext, over folders of files of any bytes (listing
+    reads none): Lora/ (detail, sub/style), embeddings/ (EasyNegative), VAE/ (vae-ft-mse, a/same, b/same),
+    models/ (mine), and the upscalers of models/ESRGAN (empty)."""
+    import torch
+
+    from sdui.models.extras import ExtraNetworks
+    from sdui.settings import Settings
+    from sdui.upscalers import Upscalers
+
     lora_dir, emb_dir, vae_dir, models = (tmp_path / d for d in ("Lora", "embeddings", "VAE", "models"))
     for folder, files in ((lora_dir, ["detail.safetensors", "sub/style.pt", "notes.txt"]),
                           (emb_dir, ["EasyNegative.safetensors"]),
@@ -48,11 +54,10 @@ def listing_ctx(tmp_path: Path) -> SimpleNamespace:
         for rel in files:
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)
             (folder / rel).write_bytes(b"not read")
-    hashes = HashCache(tmp_path / "hashes.json")
-    extras = SimpleNamespace(loras=NetworkFolder([lora_dir], LORA_SUFFIXES, hashes),
-                             embeddings=NetworkFolder([emb_dir], EMBEDDING_SUFFIXES, hashes),
-                             vaes=NetworkFolder([vae_dir], VAE_SUFFIXES, hashes, diffusers_folders=True))
-    catalog = Catalog(models, tmp_path / "cache")
-    settings = SimpleNamespace(lora_dir=lora_dir, embeddings_dir=emb_dir, ckpt_dir=models, vae_dir=vae_dir)
-    manager = SimpleNamespace(extras=extras, info=lambda name: catalog.list()[0])
+    settings = Settings.for_data_dir(tmp_path, lora_dir=lora_dir, embeddings_dir=emb_dir, vae_dir=vae_dir,
+                                     ckpt_dir=models)
+    catalog = Catalog(models, tmp_path / "cache", exclude=settings.network_dirs)
+    extras = ExtraNetworks(settings, HashCache(tmp_path / "hashes.json"))
+    manager = SimpleNamespace(extras=extras, upscalers=Upscalers(settings, torch.device("cpu")),
+                              info=lambda name: catalog.list()[0])
     return SimpleNamespace(manager=manager, catalog=catalog, settings=settings)

@@ -53,13 +53,23 @@ def test_txt2img_returns_saved_pngs_with_parameters(client, auth_server):
     assert all(Path(p).is_file() and Path(p).is_relative_to(outputs) for p in data["paths"])
 
 
-def test_every_generate_endpoint_takes_the_top_bar_checkpoint_and_vae(client):
+def test_every_generate_endpoint_takes_the_top_bar_settings(client):
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     for name in ("/txt2img", "/img2img", "/inpaint", "/outpaint"):
         parameters = {p["parameter_name"]: p for p in endpoints[name]["parameters"]}
-        assert {"checkpoint", "vae"} <= set(parameters), name
-        assert parameters["vae"]["parameter_default"] == "Automatic"
-        assert "lora_hashes" not in parameters  # a gr.State: set by PNG info's Send to, not an API parameter
+        assert {"checkpoint", "vae", "clip_skip", "randn_source", "eta_noise_seed_delta"} <= set(parameters), name
+        defaults = {key: parameters[key]["parameter_default"] for key in ("vae", "clip_skip", "randn_source",
+                                                                          "eta_noise_seed_delta")}
+        assert defaults == {"vae": "Automatic", "clip_skip": 1, "randn_source": "CPU", "eta_noise_seed_delta": 0}
+        # gr.States, set by pasting an infotext, not API parameters
+        assert "lora_hashes" not in parameters and "pasted_warnings" not in parameters
+
+
+def test_clip_skip_and_ensd_reach_the_saved_infotext(client):
+    result = client.predict(prompt="a kite", seed=9, clip_skip=2, eta_noise_seed_delta=31337,
+                            api_name="/txt2img", **{**FAST, "sampler": "Euler a"})
+    text = _images(result)[0].info["parameters"]
+    assert "Clip skip: 2" in text and "ENSD: 31337" in text and "RNG: CPU" in text
 
 
 def test_txt2img_takes_the_vae_and_returns_what_it_did_not_apply(client):

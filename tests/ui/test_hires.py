@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import gradio as gr
 import pytest
-import torch
 from gradio_client import Client
 from PIL import Image
 
 from sdui.params import GenerationParams
-from sdui.settings import Settings
 from sdui.ui import hires as hires_ui
 from sdui.ui.pnginfo import infotext_updates
-from sdui.upscalers import Upscalers
 from tests.ui.conftest import PASSWORD, USER, listing_ctx
 
 
@@ -30,23 +25,25 @@ def test_the_size_line_says_what_the_hires_pass_will_make(changes, text):
 
 def _ctx_with_upscalers(tmp_path):
     ctx = listing_ctx(tmp_path)
-    settings = Settings.for_data_dir(tmp_path)
-    (settings.esrgan_dir / "sub").mkdir(parents=True)
-    (settings.esrgan_dir / "sub" / "4x-UltraSharp.pth").write_bytes(b"listed, never read")
-    ctx.manager.upscalers = Upscalers(settings, torch.device("cpu"))
-    ctx.settings = SimpleNamespace(**vars(ctx.settings), esrgan_dir=settings.esrgan_dir)
+    (ctx.settings.esrgan_dir / "sub").mkdir(parents=True)
+    (ctx.settings.esrgan_dir / "sub" / "4x-UltraSharp.pth").write_bytes(b"listed, never read")
+    ctx.manager.upscalers.refresh()
     return ctx
 
 
 def _txt2img(ctx, tmp_path):
     from sdui.ui import panel as panel_ui
-    from sdui.ui.topbar import TopBar
+    from sdui.ui import topbar
 
     with gr.Blocks():
+        bar = topbar.build(ctx)
         panel = panel_ui.build("txt2img", tmp_path, below_steps=lambda: hires_ui.build(ctx))
-        bar = TopBar(checkpoint=gr.Dropdown(), refresh=gr.Button(), vae=gr.Dropdown(), refresh_vae=gr.Button(),
-                     status=gr.Markdown(), banner=gr.Markdown())
     return panel, bar
+
+
+def _send(ctx, text, panel, bar):
+    updates, pasted = infotext_updates(ctx, text, panel, bar, ctx.catalog.find("mine").title, "Automatic")
+    return updates, pasted.warnings
 
 
 INFOTEXT = ("a castle\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 5, Size: 512x768, "
@@ -58,7 +55,7 @@ def test_send_to_txt2img_restores_the_hires_settings(tmp_path):
     ctx = _ctx_with_upscalers(tmp_path)
     panel, bar = _txt2img(ctx, tmp_path / "outputs")
     assert "4x-UltraSharp" in panel.fields["hr_upscaler"].choices[-1]
-    updates, notes = infotext_updates(ctx, INFOTEXT.format(up="4x-UltraSharp", ckpt="mine"), panel, bar)
+    updates, notes = _send(ctx, INFOTEXT.format(up="4x-UltraSharp", ckpt="mine"), panel, bar)
     f = panel.fields
     assert notes == []
     assert updates[f["enable_hr"]] is True and updates[f["hr_scale"]] == 1.5
@@ -71,11 +68,12 @@ def test_send_to_txt2img_restores_the_hires_settings(tmp_path):
 def test_send_of_an_uninstalled_upscaler_and_checkpoint_says_so(tmp_path):
     ctx = _ctx_with_upscalers(tmp_path)
     panel, bar = _txt2img(ctx, tmp_path / "outputs")
-    updates, notes = infotext_updates(ctx, INFOTEXT.format(up="R-ESRGAN 4x+ Anime6B", ckpt="elsewhere"), panel, bar)
-    assert panel.fields["hr_upscaler"] not in updates
+    updates, notes = _send(ctx, INFOTEXT.format(up="R-ESRGAN 4x+ Anime6B", ckpt="elsewhere"), panel, bar)
+    assert updates[panel.fields["hr_upscaler"]].value == "Lanczos"  # a pixel upscaler, as the model would be
     assert updates[panel.fields["hr_checkpoint"]].value == ""
-    assert len(notes) == 2 and "'R-ESRGAN 4x+ Anime6B' is not installed" in notes[0] and "'elsewhere'" in notes[1]
-    plain, _ = infotext_updates(ctx, "a dog\nSteps: 3, Sampler: Euler, Seed: 1, Size: 64x64", panel, bar)
+    assert len(notes) == 2 and "'elsewhere' is not installed" in notes[0]
+    assert "'R-ESRGAN 4x+ Anime6B' is not installed: used Lanczos" in notes[1]
+    plain, _ = _send(ctx, "a dog\nSteps: 3, Sampler: Euler, Seed: 1, Size: 64x64", panel, bar)
     assert plain[panel.fields["enable_hr"]] is False  # a picture without hires keys turns it off, as A1111
 
 
