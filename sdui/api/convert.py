@@ -174,6 +174,23 @@ def check_ensd(value: Any, field: str) -> int:
     return value
 
 
+# Request fields sdui does not apply -> the values that mean "as sdui does anyway" (anything else is warned).
+_UNAPPLIED_FIELDS = {"eta": (None,), "s_churn": (None, 0), "s_tmin": (None, 0), "s_tmax": (None, 0, float("inf")),
+                     "s_noise": (None, 1), "s_min_uncond": (None, 0), "image_cfg_scale": (None,),
+                     "firstphase_width": (0,), "firstphase_height": (0,)}
+
+
+def ignored_field_warnings(req: ProcessingRequest) -> list[str]:
+    """One warning naming the request fields that ask for something sdui does not do (sampler eta/churn knobs,
+    instruct-pix2pix's image CFG, the old first-phase hires size)."""
+    asked = [f"{name}={getattr(req, name)!r}" for name, same in _UNAPPLIED_FIELDS.items()
+             if hasattr(req, name) and getattr(req, name) not in same]
+    if not asked:
+        return []
+    return [f"{', '.join(asked)}: not applied: sdui runs its samplers with their own settings "
+            "(firstphase_width/height: set width/height and hr_resize_x/y)"]
+
+
 def override_warnings(req: ProcessingRequest) -> list[str]:
     """One warning naming the override_settings keys sdui does not apply (A1111 would have)."""
     unknown = [key for key in (req.override_settings or {}) if key not in OVERRIDE_SETTINGS]

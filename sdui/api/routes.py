@@ -78,7 +78,7 @@ def _with_infotext(ctx: ApiContext, req: Any, defaults: dict[str, Any]) -> conve
     """The request with its `infotext` applied, and the warnings of both it and its override_settings."""
     applied = convert.apply_infotext(req, catalog=ctx.catalog, defaults=defaults, upscalers=ctx.manager.upscalers,
                                      networks=ctx.manager.extras)
-    applied.warnings += convert.override_warnings(applied.request)
+    applied.warnings += convert.override_warnings(applied.request) + convert.ignored_field_warnings(applied.request)
     return applied
 
 

@@ -134,3 +134,14 @@ def test_rng_options_are_read_and_written(api_server):
         assert requests.post(api_server.api("options"), json={"randn_source": "AMD"}, timeout=30).status_code == 400
     finally:
         requests.post(api_server.api("options"), json={"randn_source": "CPU", "eta_noise_seed_delta": 0}, timeout=30)
+
+
+def test_sampler_knobs_sdui_does_not_apply_are_named(api_server):
+    defaults = {"eta": None, "s_churn": 0, "s_tmax": 0, "s_tmin": 0, "s_noise": 1, "firstphase_width": 0}
+    r = requests.post(api_server.api("txt2img"), json={**SMALL, **defaults}, timeout=120)
+    assert json.loads(r.json()["info"])["warnings"] == []
+    r = requests.post(api_server.api("txt2img"), json={**SMALL, "eta": 0.5, "s_churn": 2, "firstphase_width": 256},
+                      timeout=120)
+    assert json.loads(r.json()["info"])["warnings"] == [
+        "eta=0.5, s_churn=2.0, firstphase_width=256: not applied: sdui runs its samplers with their own settings "
+        "(firstphase_width/height: set width/height and hr_resize_x/y)"]
