@@ -22,6 +22,16 @@ def set_slider(page, elem_id: str, value: int | float) -> None:
     page.wait_for_function("([el, v]) => Number(el.value) === v", arg=[number.element_handle(), value])
 
 
+def fill_small_txt2img(page, prompt: str, seed: int | None = None) -> None:
+    """txt2img's prompt, 2 steps and 64x64 (and the seed when given): a job the tiny model finishes at once."""
+    page.locator("#txt2img_prompt textarea").fill(prompt)
+    set_slider(page, "txt2img_steps", 2)
+    set_slider(page, "txt2img_width", 64)
+    set_slider(page, "txt2img_height", 64)
+    if seed is not None:
+        page.locator("#txt2img_seed input").fill(str(seed))
+
+
 def upload(page, elem_id: str, path) -> None:
     page.locator(f"#{elem_id} input[type=file]").first.set_input_files(str(path))
 

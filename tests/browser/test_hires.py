@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from tests.browser.helpers import gallery_image, set_slider, wait_for_result
+from tests.browser.helpers import fill_small_txt2img, gallery_image, set_slider, wait_for_result
 
 
 def test_hires_fix_doubles_the_image_and_writes_its_keys(page, server, shots):
-    page.locator("#txt2img_prompt textarea").fill("a tiny castle")
-    set_slider(page, "txt2img_steps", 2)
-    set_slider(page, "txt2img_width", 64)
-    set_slider(page, "txt2img_height", 64)
+    fill_small_txt2img(page, "a tiny castle")
     page.locator("#txt2img_hr").get_by_text("Hires. fix").first.click()  # open the accordion
     page.locator("#txt2img_enable_hr input[type=checkbox]").check()
     set_slider(page, "txt2img_hires_steps", 2)

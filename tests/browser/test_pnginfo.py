@@ -8,8 +8,8 @@ from urllib.parse import unquote
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from tests.browser.helpers import (RESULT_TIMEOUT_MS, editor_zoom, gradient_picture, open_tab, set_slider, upload,
-                                   upload_to_editor, wait_for_result)
+from tests.browser.helpers import (RESULT_TIMEOUT_MS, editor_zoom, fill_small_txt2img, gradient_picture, open_tab,
+                                   set_slider, upload, upload_to_editor, wait_for_result)
 
 PASTED = ("a paper boat, origami\nNegative prompt: blurry\n"
           "Steps: 3, Sampler: Euler, CFG scale: 5, Seed: 777, Size: 64x128, Model: sdui-tiny-demo, Clip skip: 2, "
@@ -38,11 +38,7 @@ def _regenerate_from(page, path: Path) -> None:
 
 
 def test_regenerate_of_a_txt2img_picture_makes_the_same_pixels_again(page, server):
-    page.locator("#txt2img_prompt textarea").fill("a lantern")
-    set_slider(page, "txt2img_steps", 2)
-    set_slider(page, "txt2img_width", 64)
-    set_slider(page, "txt2img_height", 64)
-    page.locator("#txt2img_seed input").fill("4242")
+    fill_small_txt2img(page, "a lantern", seed=4242)
     page.locator("#txt2img_generate").click()
     wait_for_result(page, "txt2img")
     src, first = _gallery_file(page, "txt2img")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from tests.browser.helpers import (editor_zoom, gallery_image, gradient_picture, open_tab, save_with_parameters,
-                                   set_slider, upload, upload_to_editor, wait_for_result)
+from tests.browser.helpers import (editor_zoom, fill_small_txt2img, gallery_image, gradient_picture, open_tab,
+                                   save_with_parameters, set_slider, upload, upload_to_editor, wait_for_result)
 
 
 def test_txt2img_prompt_and_steps_reach_the_saved_png(page, server, shots):
@@ -100,11 +100,7 @@ def test_outpaint_adds_64_pixels_on_the_right(page, shots, tmp_path):
 
 
 def test_png_info_shows_the_seed_and_sends_to_txt2img(page, shots, tmp_path):
-    page.locator("#txt2img_prompt textarea").fill("a lantern, glowing")
-    set_slider(page, "txt2img_steps", 2)
-    set_slider(page, "txt2img_width", 64)
-    set_slider(page, "txt2img_height", 64)
-    page.locator("#txt2img_seed input").fill("4242")
+    fill_small_txt2img(page, "a lantern, glowing", seed=4242)
     page.locator("#txt2img_generate").click()
     wait_for_result(page, "txt2img")
     path = tmp_path / "made.png"
