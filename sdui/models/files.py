@@ -46,6 +46,12 @@ def refuse_oversized(path: Path, limit: int, what: str, hint: str) -> None:
 
 def read_safetensors_header(path: Path) -> tuple[Shapes, dict[str, str]]:
     """Validate a .safetensors header against the file size; return tensor shapes and metadata."""
+    shapes, _, metadata = read_safetensors_entries(path)
+    return shapes, metadata
+
+
+def read_safetensors_entries(path: Path) -> tuple[Shapes, dict[str, str], dict[str, str]]:
+    """Validate a .safetensors header against the file size; return shapes, dtype names and metadata."""
     size = path.stat().st_size
     if size < 8:
         raise BrokenModel(f"{path}: {size} bytes is too short for a safetensors file (empty or truncated)", path)
@@ -64,6 +70,7 @@ def read_safetensors_header(path: Path) -> tuple[Shapes, dict[str, str]]:
     metadata = header.pop("__metadata__", None) or {}
     data_len = size - 8 - header_len
     shapes: Shapes = {}
+    dtypes: dict[str, str] = {}
     for name, entry in header.items():
         try:
             dtype, shape, (begin, end) = entry["dtype"], tuple(int(d) for d in entry["shape"]), entry["data_offsets"]
@@ -79,7 +86,8 @@ def read_safetensors_header(path: Path) -> tuple[Shapes, dict[str, str]]:
                               f"{math.prod(shape) * DTYPE_BYTES[dtype]} bytes but the header gives {end - begin}",
                               path)
         shapes[name] = shape
-    return shapes, {str(k): str(v) for k, v in metadata.items()}
+        dtypes[name] = dtype
+    return shapes, dtypes, {str(k): str(v) for k, v in metadata.items()}
 
 
 @contextlib.contextmanager
@@ -111,18 +119,21 @@ def check_pickle_safety(path: Path) -> list[str]:
     return unsafe
 
 
-def load_pickle(path: Path) -> Any:
+def load_pickle(path: Path, mmap: bool = True, unsafe: list[str] | None = None) -> Any:
     """What a pickle holds, read by torch.load with weights_only=True (Lightning stub allow-listed).
 
     UnsafeModel when it references code (never unpickled), BrokenModel when it is empty, corrupt or truncated.
+    With `mmap` the tensors stay in the file until read; without, they are read into plain memory. `unsafe`:
+    the result of `check_pickle_safety` when the caller already ran it.
     """
     if path.stat().st_size == 0:
         raise BrokenModel(f"{path}: the file is empty", path)
-    unsafe = check_pickle_safety(path)
+    if unsafe is None:
+        unsafe = check_pickle_safety(path)
     try:
         with allowed_globals(unsafe):
             try:
-                return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+                return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
             except RuntimeError as e:
                 if "mmap" not in str(e):
                     raise

@@ -55,6 +55,7 @@ class _Entry:
     patcher: LoraPatcher | None = None  # created with the first LoRA job; holds the backups while fused
     # Held while a job runs on this model: weights are never restored under a running job.
     in_use: threading.RLock = field(default_factory=threading.RLock)
+    jobs: int = 0  # prepared jobs open on this model: it is never evicted under them
 
 
 class ModelManager:
@@ -89,20 +90,32 @@ class ModelManager:
         return self._variant_of(entry, task)
 
     @contextlib.contextmanager
-    def prepare(self, params: GenerationParams, task: Task | str) -> Iterator[PreparedJob]:
+    def prepare(self, params: GenerationParams, task: Task | str, *, current: bool = True) -> Iterator[PreparedJob]:
         """The pipeline for one job: its checkpoint for `task` with the job's VAE, LoRAs and embeddings.
 
+        A model stays loaded while a job is open on it, beyond models_in_memory if need be: a refiner prepared
+        inside its job (`current=False`: it does not become the current model) loads beside it.
         Raises ModelError (a LoRA or VAE that is broken, unsafe or for another model family) before any work.
         """
         task = _task(task)
+        with self._lock:
+            before = self._current
         entry = self._entry(self.info(params.checkpoint))
-        with entry.in_use:
-            pipe = self._variant_of(entry, task)
-            if entry.patcher is None:
-                entry.patcher = patcher_for(entry.base)
-            with open_job(pipe, entry.info, copy.deepcopy(entry.scheduler_config), entry.patcher, self.extras,
-                          params, own_vae=entry.base.vae) as job:
-                yield job
+        with self._lock:
+            entry.jobs += 1
+            if not current and before in self._cache:
+                self._current = before
+        try:
+            with entry.in_use:
+                pipe = self._variant_of(entry, task)
+                if entry.patcher is None:
+                    entry.patcher = patcher_for(entry.base)
+                with open_job(pipe, entry.info, copy.deepcopy(entry.scheduler_config), entry.patcher, self.extras,
+                              params, own_vae=entry.base.vae) as job:
+                    yield job
+        finally:
+            with self._lock:
+                entry.jobs -= 1
 
     def check_vae(self, setting: str, checkpoint: str | None = None) -> None:
         """Raise what a job would (WrongFamily, a broken file) for this `sd_vae` with this checkpoint (loads both)."""
@@ -173,7 +186,8 @@ class ModelManager:
                     return self._cache[key]
                 self._make_room(incoming=_estimate_bytes(info), keep=None)
             self._status(f"Loading model {info.title}…")
-            pipe = load_pipeline(info.path, self.plan)
+            loaded = load_pipeline(info.path, self.plan)
+            pipe = loaded.pipe
             # Before counting bytes: on a bf16 CPU the fast path stores the UNet in bf16.
             self._status(apply_fast_path(pipe, self.device, self.dtype, self.settings).describe())
             entry = _Entry(info=info, base=pipe, nbytes=model_bytes(pipe),
@@ -184,16 +198,17 @@ class ModelManager:
                 self._cache[key] = entry
                 self._current = key
                 self._make_room(incoming=0, keep=key)
-            self._status(f"Loaded model {info.title}")
+            self._status(f"Loaded model {info.title}: {loaded.describe()}")
             return entry
 
     def _make_room(self, incoming: int, keep: str | None) -> None:
-        """Evict least recently used models until count and bytes limits hold (never `keep`)."""
+        """Evict least recently used models until count and bytes limits hold (never `keep`, nor a model a job
+        is open on)."""
         limit = max(1, self.settings.models_in_memory) - (1 if keep is None else 0)
         max_bytes = self.settings.models_max_bytes
         freed = False
         while True:
-            others = [k for k in self._cache if k != keep]
+            others = [k for k, e in self._cache.items() if k != keep and not e.jobs]
             over_count = len(self._cache) > limit
             over_bytes = max_bytes is not None and self.loaded_bytes() + incoming > max_bytes
             if not others or not (over_count or over_bytes):

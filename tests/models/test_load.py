@@ -21,7 +21,7 @@ def _image(pipe) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def loaded(tiny_single_files):
-    return {fmt: load_pipeline(path, CPU) for fmt, path in tiny_single_files.items()}
+    return {fmt: load_pipeline(path, CPU).pipe for fmt, path in tiny_single_files.items()}
 
 
 def test_all_formats_load_with_identical_weights(loaded):
@@ -90,7 +90,7 @@ def test_half_precision_file_is_upcast_exactly_for_cpu(tmp_path):
 
     ref = build_tiny_pipeline()
     path = save_single_file(ref, tmp_path / "half.safetensors", dtype=torch.float16)
-    pipe = load_pipeline(path, CPU)
+    pipe = load_pipeline(path, CPU).pipe
     assert pipe.unet.dtype == pipe.vae.dtype == pipe.text_encoder.dtype == torch.float32
     for key, value in ref.unet.state_dict().items():
         assert torch.equal(pipe.unet.state_dict()[key], value.half().float()), key

@@ -7,12 +7,14 @@ import torch
 
 from sdui.models.errors import BrokenModel, UnrecognizedModel
 from sdui.models.layout import unet_to_ldm
+from sdui.models.prediction import EPSILON, V, from_name
 from sdui.models.probe import CONFIGS_DIR, FAMILIES, detect, probe_file
 
 U = "model.diffusion_model."
 TEXT = {"sd1": "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight",
         "sd2": "cond_stage_model.model.token_embedding.weight",
-        "sdxl": "conditioner.embedders.1.model.positional_embedding"}
+        "sdxl": "conditioner.embedders.1.model.positional_embedding",
+        "refiner": "conditioner.embedders.0.model.positional_embedding"}
 
 
 def fake(ctx: int, in_ch: int = 4, text: str = "sd1", vae: bool = True) -> dict:
@@ -22,36 +24,76 @@ def fake(ctx: int, in_ch: int = 4, text: str = "sd1", vae: bool = True) -> dict:
               TEXT[text]: (77, 768)}
     if text == "sdxl":
         shapes["conditioner.embedders.0.transformer.text_model.embeddings.position_embedding.weight"] = (77, 768)
+    if text in ("sdxl", "refiner"):
+        shapes[U + "label_emb.0.0.weight"] = (1280, 2816 if text == "sdxl" else 2560)
     if vae:
         shapes["first_stage_model.decoder.conv_out.weight"] = (3, 128, 3, 3)
     return shapes
 
 
 @pytest.mark.parametrize("ctx,in_ch,text,family", [
-    (768, 4, "sd1", "sd1"), (768, 9, "sd1", "sd1-inpaint"), (1024, 4, "sd2", "sd2"),
-    (2048, 4, "sdxl", "sdxl"), (2048, 9, "sdxl", "sdxl-inpaint"), (32, 4, "sd1", "sdui-tiny"),
+    (768, 4, "sd1", "sd1"), (768, 9, "sd1", "sd1-inpaint"), (1024, 4, "sd2", "sd2"), (1024, 9, "sd2", "sd2-inpaint"),
+    (2048, 4, "sdxl", "sdxl"), (2048, 9, "sdxl", "sdxl-inpaint"), (1280, 4, "refiner", "sdxl-refiner"),
+    (32, 4, "sd1", "sdui-tiny"), (32, 4, "sd2", "sdui-tiny-sd2"), (32, 9, "sd2", "sdui-tiny-sd2-inpaint"),
+    (80, 4, "sdxl", "sdui-tiny-sdxl"), (48, 4, "refiner", "sdui-tiny-sdxl-refiner"),
 ])
-def test_families_from_width_and_channels(ctx, in_ch, text, family):
+def test_families_from_width_channels_and_text_encoder_layout(ctx, in_ch, text, family):
     probe = detect(fake(ctx, in_ch, text), name="x.safetensors")
     assert probe.family == family
     assert probe.config_dir == CONFIGS_DIR / family
-    assert (probe.config_dir / "model_index.json").is_file()
 
 
-@pytest.mark.parametrize("name,metadata,yaml,expected", [
-    ("v2-1_768-ema-pruned.safetensors", {}, None, "sd2-v"),
-    ("v2-1_512-ema-pruned.safetensors", {}, None, "sd2"),
-    ("my-model-vpred.safetensors", {}, None, "sd2-v"),
-    ("my_model_v.ckpt", {}, None, "sd2-v"),
-    ("plain.safetensors", {"modelspec.prediction_type": "v"}, None, "sd2-v"),
-    ("model-768.safetensors", {"modelspec.prediction_type": "epsilon"}, None, "sd2"),
-    ("plain.safetensors", {"ss_v_parameterization": "True"}, None, "sd2-v"),
-    ("plain.ckpt", {}, 'model:\n  params:\n    parameterization: "v"\n', "sd2-v"),
-    ("plain768.ckpt", {}, "model:\n  params:\n    parameterization: eps\n", "sd2"),
-    ("vivid.safetensors", {}, None, "sd2"),
+@pytest.mark.parametrize("metadata,yaml,keys,kind,zero_snr,source", [
+    ({"modelspec.prediction_type": "v"}, None, (), V, False, "metadata modelspec.prediction_type"),
+    ({"modelspec.prediction_type": "v_prediction"}, None, (), V, False, "metadata modelspec.prediction_type"),
+    ({"modelspec.prediction_type": "epsilon"}, 'model:\n  params:\n    parameterization: "v"\n', ("v_pred",),
+     EPSILON, False, "metadata modelspec.prediction_type"),
+    ({"ss_v_parameterization": "True"}, None, (), V, False, "metadata ss_v_parameterization"),
+    ({}, 'model:\n  params:\n    parameterization: "v"\n', (), V, False, "sibling .yaml"),
+    ({}, "model:\n  params:\n    parameterization: eps\n", ("v_pred",), EPSILON, False, "sibling .yaml"),
+    ({}, None, ("v_pred",), V, False, "v_pred key"),
+    ({}, None, ("v_pred", "ztsnr"), V, True, "v_pred key and ztsnr key"),
+    ({"modelspec.prediction_type": "v"}, None, ("ztsnr",), V, True, "metadata modelspec.prediction_type"),
 ])
-def test_sd2_v_prediction_rule(name, metadata, yaml, expected):
-    assert detect(fake(1024, 4, "sd2"), name=name, metadata=metadata, yaml_text=yaml).family == expected
+def test_prediction_evidence_in_order(metadata, yaml, keys, kind, zero_snr, source):
+    for ctx, text in ((1024, "sd2"), (2048, "sdxl"), (768, "sd1")):
+        shapes = {**fake(ctx, 4, text), **{k: (0,) for k in keys}}
+        prediction = detect(shapes, name="plain-768-v.safetensors", metadata=metadata, yaml_text=yaml).prediction
+        assert (prediction.kind, prediction.zero_snr, prediction.source) == (kind, zero_snr, source), text
+
+
+@pytest.mark.parametrize("yaml", [None, "", 'model:\n  params:\n    # parameterization: "v"\n',
+                                  "model:\n  params:\n    linear_start: 0.00085\n", "{not: yaml: at all"])
+def test_sd2_without_evidence_is_decided_after_loading_others_default_to_epsilon(yaml):
+    assert detect(fake(1024, 4, "sd2"), name="v2-1_768-v.ckpt", yaml_text=yaml).prediction is None
+    for ctx, in_ch, text in ((768, 4, "sd1"), (2048, 4, "sdxl"), (1024, 9, "sd2")):
+        prediction = detect(fake(ctx, in_ch, text), name="v2-1_768-v.ckpt", yaml_text=yaml).prediction
+        assert prediction.kind == EPSILON and prediction.source.startswith("the default for"), (ctx, in_ch)
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("v2-1_768-ema-pruned.safetensors", True), ("v2-1_512-ema-pruned.safetensors", False),
+    ("my-model-vpred.safetensors", True), ("my_model_v.ckpt", True), ("vivid.safetensors", False),
+    ("model_v_prediction.safetensors", True),
+])
+def test_file_name_rule_is_the_last_resort(name, expected):
+    assert from_name(name) is expected
+
+
+@pytest.mark.parametrize("extra,in_ch,words", [
+    ({U + "joint_blocks.0.x_block.attn.qkv.weight": (1, 1)}, 4, "Stable Diffusion 3"),
+    ({"double_blocks.0.img_attn.qkv.weight": (1, 1), "single_blocks.0.linear1.weight": (1, 1)}, 4, "Flux"),
+    ({"edm_mean": (1, 4, 1, 1), "edm_std": (1, 4, 1, 1)}, 4, "Playground v2.5"),
+    ({"edm_vpred.sigma_max": (), "edm_vpred.sigma_min": ()}, 4, "EDM v-prediction"),
+    ({U + "input_blocks.1.0.time_stack.in_layers.0.weight": (1,)}, 4, "Stable Video Diffusion"),
+    ({"embedder.model.visual.proj": (1, 1), "noise_augmentor.betas": (1000,)}, 4, "unCLIP"),
+    ({}, 8, "instruct-pix2pix"),
+    ({"depth_model.model.pretrained.layer1.0.weight": (1,)}, 5, "depth-to-image"),
+])
+def test_architectures_sdui_does_not_run_are_refused_by_name(extra, in_ch, words):
+    with pytest.raises(UnrecognizedModel, match=words) as info:
+        detect({**fake(1024, in_ch, "sd2"), **extra}, name="odd.safetensors")
+    assert "odd.safetensors" in str(info.value) and "does not run" in str(info.value)
 
 
 @pytest.mark.parametrize("shapes,words", [
@@ -59,9 +101,7 @@ def test_sd2_v_prediction_rule(name, metadata, yaml, expected):
     ({"down_blocks.0.resnets.0.conv1.weight": (320, 320, 3, 3)}, "diffusers component"),
     ({"encoder.conv_in.weight": (128, 3, 3, 3)}, "VAE on its own"),
     ({"foo.bar": (1,)}, "no UNet weights"),
-    (fake(1280, 4, "sd1"), "refiner"),
-    (fake(768, 8, "sd1"), "instruct-pix2pix"),
-    (fake(1024, 9, "sd2"), "9 input channels"),
+    (fake(768, 6, "sd1"), "6 input channels"),
     (fake(512, 4, "sd1"), "cross-attention width 512"),
 ])
 def test_unknown_architectures_are_named(shapes, words):
@@ -76,6 +116,8 @@ def test_missing_parts_are_broken_not_unknown():
     no_text = {k: v for k, v in fake(768).items() if not k.startswith("cond_stage_model")}
     with pytest.raises(BrokenModel, match="text encoder"):
         detect(no_text, name="notext.ckpt")
+    with pytest.raises(BrokenModel, match="no SDXL text encoder"):
+        detect(fake(2048, 4, "sd1"), name="xl-with-sd1-text.ckpt")
 
 
 def _meta_unet_shapes(family: str) -> dict:
@@ -88,10 +130,12 @@ def _meta_unet_shapes(family: str) -> dict:
 
 
 @pytest.mark.parametrize("family,text", [("sd1", "sd1"), ("sd1-inpaint", "sd1"), ("sd2", "sd2"),
-                                         ("sdxl", "sdxl"), ("sdxl-inpaint", "sdxl")])
+                                         ("sd2-inpaint", "sd2"), ("sdxl", "sdxl"), ("sdxl-inpaint", "sdxl"),
+                                         ("sdxl-refiner", "refiner")])
 def test_bundled_unet_configs_probe_back_to_their_family(family, text):
     shapes = _meta_unet_shapes(family)
     shapes.update({k: v for k, v in fake(768, 4, text).items() if not k.startswith(U)})
+    assert (U + "label_emb.0.0.weight" in shapes) == family.startswith("sdxl")
     assert detect(shapes, name=f"{family}.safetensors").family == family
 
 
@@ -101,13 +145,16 @@ def test_bundled_config_folders_are_complete_and_weight_free():
         index = json.loads((folder / "model_index.json").read_text())
         assert index["_class_name"] == pipeline_class
         assert index.get("safety_checker", [None, None]) == [None, None]
-        for part in ["unet/config.json", "vae/config.json", "text_encoder/config.json",
-                     "scheduler/scheduler_config.json"] + (["text_encoder_2/config.json"] if encoders == 2 else []):
+        encoder_parts = {1: ["text_encoder/config.json"], 2: ["text_encoder/config.json", "text_encoder_2/config.json"]}
+        if "refiner" in family:
+            encoder_parts[1] = ["text_encoder_2/config.json"]
+        parts = ["unet/config.json", "vae/config.json", "scheduler/scheduler_config.json"] + encoder_parts[encoders]
+        for part in parts:
             assert (folder / part).is_file(), f"{family}/{part}"
         assert not [p for p in folder.rglob("*") if p.suffix in (".safetensors", ".bin", ".ckpt")]
-    v = json.loads((CONFIGS_DIR / "sd2-v/scheduler/scheduler_config.json").read_text())
-    assert v["prediction_type"] == "v_prediction"
-    assert json.loads((CONFIGS_DIR / "sd2/scheduler/scheduler_config.json").read_text())["prediction_type"] == "epsilon"
+        scheduler = json.loads((folder / "scheduler/scheduler_config.json").read_text())
+        assert scheduler.get("prediction_type", "epsilon") == "epsilon", family  # v-prediction: per file, from evidence
+    assert sorted(p.name for p in CONFIGS_DIR.iterdir() if p.is_dir()) == sorted([*FAMILIES, "clip_tokenizer"])
 
 
 def test_probe_file_reads_a_real_safetensors_header(tmp_path):
@@ -117,10 +164,11 @@ def test_probe_file_reads_a_real_safetensors_header(tmp_path):
     path = tmp_path / "xl-inpaint.safetensors"
     save_file(tensors, str(path))
     assert probe_file(path).family == "sdxl-inpaint"
-    (tmp_path / "odd.yaml").write_text('parameterization: "v"\n')
+    (tmp_path / "odd.yaml").write_text('model:\n  params:\n    parameterization: "v"\n')
     save_file({k: torch.zeros(v, dtype=torch.float16) for k, v in fake(1024, 4, "sd2").items()},
               str(tmp_path / "odd.safetensors"))
-    assert probe_file(tmp_path / "odd.safetensors").family == "sd2-v"
+    probe = probe_file(tmp_path / "odd.safetensors")
+    assert (probe.family, probe.prediction.kind, probe.prediction.source) == ("sd2", V, "sibling .yaml")
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -146,9 +194,8 @@ def test_bundled_configs_build_their_components(family):
     built["scheduler"] = scheduler_cls.from_config(scheduler_cls.load_config(folder / "scheduler"))
     assert built["unet"].config.in_channels == (9 if "inpaint" in family else 4)
     assert built["scheduler"].config.beta_schedule == "scaled_linear"
-    if FAMILIES[family][1] == 1:
-        assert built["unet"].config.cross_attention_dim == built["text_encoder"].config.hidden_size
-    else:
+    encoders = [built[n] for n in ("text_encoder", "text_encoder_2") if n in built]
+    assert len(encoders) == FAMILIES[family][1]
+    assert built["unet"].config.cross_attention_dim == sum(e.config.hidden_size for e in encoders)
+    if "sdxl" in family:
         assert type(built["text_encoder_2"]).__name__ == "CLIPTextModelWithProjection"
-        width = built["text_encoder"].config.hidden_size + built["text_encoder_2"].config.hidden_size
-        assert width == built["unet"].config.cross_attention_dim == 2048
