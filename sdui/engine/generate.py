@@ -388,23 +388,33 @@ def vae_tiling(vae, width: int, height: int, settings) -> Iterator[None]:
 
 
 def decode_latents(pipe, latents: torch.Tensor) -> list[Image.Image]:
-    """VAE-decode latents to PIL images; NaN → one retry with the VAE in fp32, then GenerationError."""
+    """VAE-decode latents to PIL images; NaN → one retry with the VAE in fp32, then GenerationError.
+
+    On SDXL an fp16 VAE whose config says `force_upcast` (the original SDXL VAE; not the fp16-fix one) decodes
+    in fp32 at once, as diffusers' SDXL pipelines do, instead of overflowing to NaN first. SD1/SD2 pipelines
+    ignore the flag (it defaults to true in every diffusers VAE config) and decode as stored, as A1111 does.
+    """
     vae = pipe.vae
     with torch.inference_mode():
         latents = latents.to(vae.device)  # a VAE chosen as sd_vae is placed on the device even under offload
-        decoded = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
-        has_nan = bool(torch.isnan(decoded).any())  # one device sync; checked again only after a retry
-        if has_nan and vae.dtype != torch.float32:
-            original_dtype = vae.dtype
-            vae.to(torch.float32)
-            try:
-                decoded = vae.decode(latents.float() / vae.config.scaling_factor, return_dict=False)[0]
-            finally:
-                vae.to(original_dtype)
-            has_nan = bool(torch.isnan(decoded).any())
-        if has_nan:
+        if vae.dtype == torch.float16 and is_sdxl(pipe) and getattr(vae.config, "force_upcast", False):
+            decoded = _decode_in_fp32(vae, latents)
+        else:
+            decoded = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+            if vae.dtype != torch.float32 and bool(torch.isnan(decoded).any()):  # one device sync
+                decoded = _decode_in_fp32(vae, latents)
+        if bool(torch.isnan(decoded).any()):
             raise GenerationError("the VAE produced NaN images even in fp32; try another checkpoint or VAE")
     return pipe.image_processor.postprocess(decoded.float(), output_type="pil")
+
+
+def _decode_in_fp32(vae, latents: torch.Tensor) -> torch.Tensor:
+    original_dtype = vae.dtype
+    vae.to(torch.float32)
+    try:
+        return vae.decode(latents.float() / vae.config.scaling_factor, return_dict=False)[0]
+    finally:
+        vae.to(original_dtype)
 
 
 def infotext(params: GenerationParams, seed: int, subseed: int, model_name: str, model_hash: str,

@@ -207,6 +207,39 @@ def test_nan_that_survives_fp32_is_a_generation_error(fp16_vae_pipe):
         decode_latents(fp16_vae_pipe, torch.full((1, 4, 8, 8), float("nan")))
 
 
+def test_force_upcast_vae_decodes_once_in_fp32(fp16_vae_pipe):
+    """SDXL's VAE config says force_upcast: an fp16 copy decodes straight in fp32, not fp16 → NaN → fp32.
+
+    SD1/SD2 pipelines decode as stored (every diffusers VAE config defaults force_upcast to true)."""
+    import copy
+
+    import torch
+
+    from sdui.engine.generate import decode_latents
+
+    vae = fp16_vae_pipe.vae
+    latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected = copy.deepcopy(vae).to(torch.float32).decode(latents / vae.config.scaling_factor).sample
+    calls = []
+    real_decode = vae.decode
+    vae.decode = lambda z, **kw: calls.append(z.dtype) or real_decode(z, **kw)
+    assert vae.config.force_upcast
+    decode_latents(fp16_vae_pipe, latents)
+    assert calls == [torch.float16]  # an SD1 pipeline: as stored
+    calls.clear()
+    fp16_vae_pipe.text_encoder_2 = object()  # what makes a pipeline SDXL for the engine
+    vae.register_to_config(force_upcast=False)  # e.g. sdxl-vae-fp16-fix
+    decode_latents(fp16_vae_pipe, latents)
+    assert calls == [torch.float16]
+    calls.clear()
+    vae.register_to_config(force_upcast=True)
+    images = decode_latents(fp16_vae_pipe, latents)
+    assert calls == [torch.float32] and vae.dtype == torch.float16
+    assert pixels(images[0]).tolist() == pixels(
+        fp16_vae_pipe.image_processor.postprocess(expected, output_type="pil")[0]).tolist()
+
+
 def test_engine_runs_a_fast_path_pipeline_under_its_autocast(tiny_model_dir, tmp_path, photo):
     """With the fast path applied (bf16 UNet on a bf16 CPU), calls outside autocast_context would fail."""
     import torch
