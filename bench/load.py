@@ -49,7 +49,7 @@ def child(path: Path, dtype_name: str) -> None:
 
     from sdui.models.tokenizer import load_tokenizer
 
-    load_tokenizer()
+    load_tokenizer("<|endoftext|>")  # the call load_single_file makes (lru_cache keys by the arguments given)
     load_tokenizer("!")
 
     before = _rss()
@@ -58,7 +58,15 @@ def child(path: Path, dtype_name: str) -> None:
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     size = model_bytes(pipe)
-    print(json.dumps({"seconds": seconds, "before": before, "peak": peak, "after": _rss(), "model": size}))
+    after = _rss()
+    # Mmapped weights are read on first use: read each once, as the first generation would.
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            for tensor in component.state_dict().values():
+                tensor.float().sum()
+    used = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"seconds": seconds, "before": before, "peak": peak, "after": after, "model": size,
+                      "peak_after_use": used}))
 
 
 def child_torch_load(path: Path, touch: bool) -> None:
@@ -171,10 +179,11 @@ def make_lightning_ckpt(work: Path) -> Path:
 def report(label: str, path: Path, dtype: str) -> dict:
     r = measure(path, dtype)
     ratio = (r["peak"] - r["before"]) / r["model"]
+    used = (r["peak_after_use"] - r["before"]) / r["model"]
     print(f"{label:<34} {dtype}  file {_size(path):>9}  load {r['seconds']:6.2f} s  model {r['model'] / 2**20:8.1f} MiB"
           f"  peak RSS {r['peak'] / 2**20:8.1f} MiB (+{(r['peak'] - r['before']) / 2**20:.1f} while loading)"
-          f"  ratio {ratio:.2f}")
-    return {"ratio": ratio, **r}
+          f"  ratio {ratio:.2f}; after reading every weight once {used:.2f}")
+    return {"ratio": ratio, "ratio_after_use": used, **r}
 
 
 def _size(path: Path) -> str:
@@ -186,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sd15-shaped", action="store_true", help="also benchmark a 2.1 GB SD1.5-shaped file")
     p.add_argument("--lightning-ckpt", action="store_true", help="also benchmark a 4.3 GB fp32 Lightning .ckpt")
+    p.add_argument("--repeat", type=int, default=3, help="loads of the .ckpt per way (medians are compared)")
     p.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--baseline", choices=["torch-load", "torch-load-touch"], help=argparse.SUPPRESS)
     p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16"])
@@ -209,15 +219,18 @@ def main(argv: list[str] | None = None) -> int:
         print("peak RSS while loading <= 1.5x model size:", "yes" if ok else "NO")
     if a.lightning_ckpt:
         path = make_lightning_ckpt(a.work)
-        plain = measure(path, "fp32", "torch-load")
-        touched = measure(path, "fp32", "torch-load-touch")
-        r = report("sd-v1-4-shaped Lightning .ckpt", path, "fp32")
+        runs = []  # alternating, then the medians: single loads on a shared 2-core box vary a lot
+        for _ in range(a.repeat):
+            runs.append((measure(path, "fp32", "torch-load"), measure(path, "fp32", "torch-load-touch"),
+                         report("sd-v1-4-shaped Lightning .ckpt", path, "fp32")))
+        plain, touched, r = (sorted(group, key=lambda x: x["seconds"])[len(group) // 2] for group in zip(*runs))
         print(f"plain torch.load(weights_only=True, mmap=True): {plain['seconds']:.2f} s; with every tensor read "
               f"once: {touched['seconds']:.2f} s (peak +{(touched['peak'] - touched['before']) / 2**20:.0f} MiB)")
         time_ratio = r["seconds"] / plain["seconds"]
         print(f"load time / plain torch.load: {time_ratio:.2f}x (target <= 1.5); / torch.load + read: "
-              f"{r['seconds'] / touched['seconds']:.2f}x; peak RSS ratio {r['ratio']:.2f} (target <= 1.25)")
-        ok = ok and time_ratio <= 1.5 and r["ratio"] <= 1.25
+              f"{r['seconds'] / touched['seconds']:.2f}x; peak RSS ratio {r['ratio']:.2f}, after reading every "
+              f"weight once {r['ratio_after_use']:.2f} (target <= 1.25)")
+        ok = ok and time_ratio <= 1.5 and max(r["ratio"], r["ratio_after_use"]) <= 1.25
     return 0 if ok else 1
 
 

@@ -58,6 +58,8 @@ RNG_SOURCES = ("CPU", "GPU", "NV")
 HIRES_SIZE_MAX = 4096  # the largest side a hires pass may produce
 HIRES_SCALE_MAX = 8.0
 LATENT_FACTOR = 8  # pixels per latent cell: hires sizes are floored to it, as A1111 does
+# A1111's hires_fix_refiner_pass setting: in which pass of a hires job the refiner may take over.
+HIRES_REFINER_PASSES = ("first pass", "second pass", "both passes")
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,11 @@ class GenerationParams:
     hr_schedule: str = ""  # "" = the first pass's schedule type
     hr_prompt: str = ""  # "" = the first pass's prompt
     hr_negative_prompt: str = ""
+    # A1111's refiner: another checkpoint takes over the denoising once `refiner_switch_at` of it is done
+    refiner_checkpoint: str = ""  # catalog title or name; "" = no refiner
+    refiner_switch_at: float = 0.8  # the completed ratio at which it takes over, 0 < x <= 1 (1 = never)
+    refiner_switch_by_steps: bool = False  # A1111's refiner_switch_by_sample_steps: ratio of steps, not of noise
+    hires_refiner_pass: str = "second pass"  # with hires fix: which pass may switch (HIRES_REFINER_PASSES)
 
     def __post_init__(self) -> None:
         # Accept the enums' string values from JSON / widgets.
@@ -218,6 +225,7 @@ class GenerationParams:
         if not isinstance(self.vae, str) or not self.vae.strip():
             raise ValueError(f"vae must be 'Automatic', 'None' or a VAE file name; got {self.vae!r}")
         samplers.resolve(self.sampler, self.schedule)
+        self._validate_refiner()
         if self.mode is Mode.TXT2IMG:
             if self.enable_hr:
                 self._validate_hires()
@@ -249,6 +257,19 @@ class GenerationParams:
             if grown_w > SIZE_MAX or grown_h > SIZE_MAX:
                 raise ValueError(f"outpainted size must be at most {SIZE_MAX}x{SIZE_MAX}; got {grown_w}x{grown_h}")
 
+    def _validate_refiner(self) -> None:
+        if not isinstance(self.refiner_checkpoint, str):
+            raise ValueError(f"refiner_checkpoint must be a checkpoint title or name ('' = no refiner); "
+                             f"got {type(self.refiner_checkpoint).__name__}")
+        if not 0.0 < self.refiner_switch_at <= 1.0:
+            raise ValueError(f"refiner_switch_at must be above 0 and at most 1 (1 = never switch); "
+                             f"got {self.refiner_switch_at}")
+        if not isinstance(self.refiner_switch_by_steps, bool):
+            raise ValueError(f"refiner_switch_by_steps must be true or false; got {self.refiner_switch_by_steps!r}")
+        if self.hires_refiner_pass not in HIRES_REFINER_PASSES:
+            raise ValueError(f"hires_refiner_pass must be one of {', '.join(map(repr, HIRES_REFINER_PASSES))}; "
+                             f"got {self.hires_refiner_pass!r}")
+
     def _validate_hires(self) -> None:
         if not 0.0 <= self.denoising_strength <= 1.0:
             raise ValueError(f"denoising_strength must be between 0 and 1; got {self.denoising_strength}")
@@ -264,9 +285,9 @@ class GenerationParams:
                              f"got {self.hr_second_pass_steps}")
         size = self.hires_size()
         if max(size.width, size.height) > HIRES_SIZE_MAX or min(size.width, size.height) < SIZE_MIN:
-            raise ValueError(f"hr_scale: the hires pass would make {size.width}x{size.height} from {self.width}x{self.height}: "
-                             f"each side must be between {SIZE_MIN} and {HIRES_SIZE_MAX}; lower hr_scale or the "
-                             "resize sizes")
+            raise ValueError(f"hr_scale: the hires pass would make {size.width}x{size.height} from "
+                             f"{self.width}x{self.height}: each side must be between {SIZE_MIN} and {HIRES_SIZE_MAX}; "
+                             "lower hr_scale or the resize sizes")
         for name in ("hr_upscaler", "hr_checkpoint", "hr_sampler", "hr_schedule", "hr_prompt", "hr_negative_prompt"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be text; got {type(getattr(self, name)).__name__}")
@@ -280,7 +301,7 @@ class GenerationParams:
 _INT_FIELDS = ("steps", "width", "height", "seed", "subseed", "batch_size", "batch_count", "clip_skip",
                "eta_noise_seed_delta", "mask_blur", "inpaint_full_res_padding", "outpaint_left", "outpaint_right",
                "outpaint_up", "outpaint_down", "hr_second_pass_steps", "hr_resize_x", "hr_resize_y")
-_FLOAT_FIELDS = ("cfg_scale", "subseed_strength", "denoising_strength", "hr_scale")
+_FLOAT_FIELDS = ("cfg_scale", "subseed_strength", "denoising_strength", "hr_scale", "refiner_switch_at")
 
 
 def _check_type(p: GenerationParams) -> None:

@@ -85,3 +85,17 @@ def test_img2img_needs_at_least_one_step_after_the_denoising_strength():
     with pytest.raises(ValueError, match="denoising_strength 0.45 of 2 steps leaves no step to run"):
         GenerationParams(mode="img2img", init_image=image, steps=2, denoising_strength=0.45).validate()
     GenerationParams(mode="img2img", init_image=image, steps=3, denoising_strength=0.45).validate()
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"refiner_switch_at": 0.0}, "refiner_switch_at must be above 0 and at most 1"),
+    ({"refiner_switch_at": 1.5}, "refiner_switch_at must be above 0"),
+    ({"refiner_switch_at": "0.8"}, "refiner_switch_at must be a number"),
+    ({"hires_refiner_pass": "third pass"}, "hires_refiner_pass must be one of 'first pass', 'second pass'"),
+    ({"refiner_checkpoint": None}, "refiner_checkpoint must be a checkpoint title or name"),
+    ({"refiner_switch_by_steps": 1}, "refiner_switch_by_steps must be true or false"),
+])
+def test_refiner_fields_are_checked_by_name(changes, field):
+    assert GenerationParams().refiner_switch_at == 0.8 and GenerationParams().hires_refiner_pass == "second pass"
+    with pytest.raises(ValueError, match=field):
+        GenerationParams(**changes).validate()

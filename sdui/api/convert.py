@@ -26,16 +26,19 @@ from sdui.engine.result import Result
 from sdui.models.errors import ModelNotFound
 from sdui.outputs.save import png_bytes
 from sdui.outputs.paste import paste_infotext
-from sdui.params import RNG_SOURCES, SEED_MAX, GenerationParams, MaskedContent, Mode, ResizeMode
+from sdui.params import (HIRES_REFINER_PASSES, RNG_SOURCES, SEED_MAX, GenerationParams, MaskedContent, Mode,
+                         ResizeMode)
 
 # GenerationParams names -> the A1111 field a client sent, for error messages.
 _API_NAMES = {"batch_count": "n_iter", "sampler": "sampler_name", "schedule": "scheduler",
               "init_image": "init_images", "mask_invert": "inpainting_mask_invert",
               "masked_content": "inpainting_fill", "clip_skip": "CLIP_stop_at_last_layers",
-              "vae": "sd_vae"}
+              "vae": "sd_vae", "refiner_switch_by_steps": "override_settings.refiner_switch_by_sample_steps",
+              "hires_refiner_pass": "override_settings.hires_fix_refiner_pass"}
 # The override_settings keys sdui applies; any other is named in the response's warnings.
 OVERRIDE_SETTINGS = ("sd_model_checkpoint", "sd_vae", "CLIP_stop_at_last_layers", "randn_source",
-                     "eta_noise_seed_delta")
+                     "eta_noise_seed_delta", "refiner_switch_by_sample_steps", "hires_fix_refiner_pass")
+DEFAULT_REFINER_SWITCH_AT = 0.8  # A1111's UI default, for a request with a refiner_checkpoint and no switch point
 _FILLS = (MaskedContent.FILL, MaskedContent.ORIGINAL, MaskedContent.LATENT_NOISE, MaskedContent.LATENT_NOTHING)
 _RESIZE_MODES = (ResizeMode.JUST_RESIZE, ResizeMode.CROP_AND_RESIZE, ResizeMode.RESIZE_AND_FILL)
 # A1111's scheduler ids ("karras", "sgm_uniform") next to the labels ("Karras", "SGM Uniform").
@@ -115,8 +118,6 @@ def check_supported(req: ProcessingRequest) -> None:
         asked.append(("tiling", "tiling"))
     if req.styles:
         asked.append(("styles", "prompt styles"))
-    if req.refiner_checkpoint:
-        asked.append(("refiner_checkpoint", "a refiner model"))
     if req.firstpass_image:
         asked.append(("firstpass_image", "a first-pass image"))
     if (req.seed_resize_from_w or 0) > 0 or (req.seed_resize_from_h or 0) > 0:
@@ -148,6 +149,31 @@ def resolve_checkpoint(name: Any, catalog: CatalogLike, field: str) -> str:
         return catalog.find(name).title
     except ModelNotFound as e:
         raise ApiError(404, f"{field}: no checkpoint {name!r} ({e}); see /sdapi/v1/sd-models", field) from None
+
+
+def resolve_refiner(name: Any, catalog: CatalogLike) -> str:
+    """A1111's refiner_checkpoint -> the catalog's title; None, "" or "None": no refiner; not installed: 400."""
+    if name is None or (isinstance(name, str) and name.strip() in ("", "None")):
+        return ""
+    try:
+        return resolve_checkpoint(name, catalog, "refiner_checkpoint")
+    except ApiError as e:
+        raise ApiError(400, e.detail, "refiner_checkpoint") from None
+
+
+def _refiner(req: ProcessingRequest, catalog: CatalogLike, overrides: dict[str, Any]) -> dict[str, Any]:
+    by_steps = overrides.get("refiner_switch_by_sample_steps", False)
+    if not isinstance(by_steps, bool):
+        raise ApiError(400, f"override_settings.refiner_switch_by_sample_steps must be true or false; got "
+                            f"{by_steps!r}", "override_settings.refiner_switch_by_sample_steps")
+    hires_pass = overrides.get("hires_fix_refiner_pass", "second pass")
+    if hires_pass not in HIRES_REFINER_PASSES:
+        raise ApiError(400, f"override_settings.hires_fix_refiner_pass must be one of "
+                            f"{', '.join(HIRES_REFINER_PASSES)}; got {hires_pass!r}",
+                       "override_settings.hires_fix_refiner_pass")
+    switch_at = DEFAULT_REFINER_SWITCH_AT if req.refiner_switch_at is None else req.refiner_switch_at
+    return dict(refiner_checkpoint=resolve_refiner(req.refiner_checkpoint, catalog), refiner_switch_at=switch_at,
+                refiner_switch_by_steps=by_steps, hires_refiner_pass=hires_pass)
 
 
 def _sampler(req: ProcessingRequest) -> tuple[str, str]:
@@ -219,7 +245,7 @@ def _common(req: ProcessingRequest, catalog: CatalogLike, defaults: dict[str, An
                 sampler=sampler, schedule=schedule, steps=req.steps, cfg_scale=req.cfg_scale, width=req.width,
                 height=req.height, seed=req.seed, subseed=req.subseed, subseed_strength=req.subseed_strength,
                 batch_size=req.batch_size, batch_count=req.n_iter, clip_skip=clip_skip, vae=vae,
-                randn_source=randn_source, eta_noise_seed_delta=ensd)
+                randn_source=randn_source, eta_noise_seed_delta=ensd, **_refiner(req, catalog, overrides))
 
 
 # GenerationParams fields an infotext sets -> the request field (or override_settings key) that carries them.
@@ -228,6 +254,7 @@ _INFOTEXT_REQUEST_FIELDS = {
     "schedule": "scheduler", "cfg_scale": "cfg_scale", "seed": "seed", "subseed": "subseed",
     "subseed_strength": "subseed_strength", "width": "width", "height": "height",
     "denoising_strength": "denoising_strength", "batch_size": "batch_size",
+    "refiner_checkpoint": "refiner_checkpoint", "refiner_switch_at": "refiner_switch_at",
 }
 _INFOTEXT_TXT2IMG_FIELDS = {
     "enable_hr": "enable_hr", "hr_scale": "hr_scale", "hr_upscaler": "hr_upscaler",
@@ -241,7 +268,9 @@ _INFOTEXT_IMG2IMG_FIELDS = {
     "mask_invert": "inpainting_mask_invert",
 }
 _INFOTEXT_SETTINGS = {"checkpoint": "sd_model_checkpoint", "vae": "sd_vae", "clip_skip": "CLIP_stop_at_last_layers",
-                      "randn_source": "randn_source", "eta_noise_seed_delta": "eta_noise_seed_delta"}
+                      "randn_source": "randn_source", "eta_noise_seed_delta": "eta_noise_seed_delta",
+                      "refiner_switch_by_steps": "refiner_switch_by_sample_steps",
+                      "hires_refiner_pass": "hires_fix_refiner_pass"}
 
 
 @dataclass

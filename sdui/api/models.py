@@ -51,7 +51,7 @@ class ProcessingRequest(_Request):
     override_settings: dict[str, Any] | None = None
     override_settings_restore_afterwards: bool = True
     refiner_checkpoint: str | None = None
-    refiner_switch_at: float | None = None
+    refiner_switch_at: float | None = Field(None, **_FLOAT)
     disable_extra_networks: bool = False
     firstpass_image: str | None = None
     comments: dict[str, Any] | None = None

@@ -11,6 +11,7 @@ import dataclasses
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from PIL import Image
@@ -20,6 +21,7 @@ from sdui.engine.hires import LATENT_MODES, crop_image, is_latent_mode, second_p
 from sdui.engine.modes import ModeInputs, prepare_inputs
 from sdui.engine.preview import PreviewTaker, ToHost, copy_to_host
 from sdui.engine.prompts import encode_prompt_pair, encode_prompt_pair_sdxl
+from sdui.engine.refiner import BatchCall, RefinerPass, check_takeover, open_refiner, refines, switch_step
 from sdui.engine.result import Progress, Result
 from sdui.engine.samplers import build_scheduler
 from sdui.models.fast import autocast_context
@@ -45,7 +47,8 @@ class GenerationError(Exception):
 
 
 class Engine:
-    """Runs generations on the prepared pipelines of a ModelManager (anything with `prepare`, `device`, `settings`)."""
+    """Runs generations on the prepared pipelines of a ModelManager (anything with `prepare`, `info`, `device`,
+    `settings`)."""
 
     def __init__(self, manager, preview_every: int = 5, preview_to_host: ToHost = copy_to_host) -> None:
         self.manager = manager
@@ -66,24 +69,32 @@ class Engine:
         params = params.replace(seed=seed, subseed=subseed)
         inputs = prepare_inputs(params, seed)
         run = _Run(params, progress, cancel)
-        # 2. The checkpoint's pipeline for this task, with the job's VAE, LoRAs and embeddings: every first pass.
-        with self.manager.prepare(params, TASKS[params.mode]) as job:
+        task = TASKS[params.mode]
+        # 2. The checkpoint's pipeline for this task, with the job's VAE, LoRAs and embeddings: every first pass;
+        #    the refiner beside it (checked here, before any work, also when only the hires pass may switch).
+        with self.manager.prepare(params, task) as job:
             result = Result(params=params, model_title=job.info.title, model_name=job.info.name,
                             model_hash=job.info.short_hash, warnings=list(job.warnings), extra=dict(job.infotext))
-            batches = self._first_passes(job, params, inputs, run)
-            if run.cancelled:
-                finish_as_they_are(job.pipe, batches)
+            with open_refiner(self.manager, params, job, task, params.refiner_checkpoint) as refiner:
+                batches = self._first_passes(job, params, inputs, run, self._refining(job, refiner, params, run))
+                if run.cancelled:
+                    finish_as_they_are(job.pipe, batches)
         # 3. Hires fix: the second pass of every batch, on the pipeline prepared for the hires settings.
         if params.hires and batches and not run.cancelled:
             hires = hires_params(params)
             with self.manager.prepare(hires, Task.IMG2IMG) as hires_job:
                 result.warnings += [w for w in hires_job.warnings if w not in result.warnings]
                 result.extra.update(hires_infotext(params, hires_job))
-                for batch in batches:
-                    if run.cancelled:
-                        break
-                    self._hires_pass(hires_job, hires, batch, run)
-                finish_as_they_are(hires_job.pipe, batches)
+                checkpoint = params.refiner_checkpoint if refines(params, hires_pass=True) else ""
+                with open_refiner(self.manager, hires, hires_job, Task.IMG2IMG, checkpoint) as refiner:
+                    refining = self._refining(hires_job, refiner, hires, run, hires_pass=True)
+                    for batch in batches:
+                        if run.cancelled:
+                            break
+                        self._hires_pass(hires_job, hires, batch, run, refining)
+                    finish_as_they_are(hires_job.pipe, batches)
+        result.warnings += [w for w in run.refiner_warnings() if w not in result.warnings]
+        result.extra.update(run.refiner_infotext())
         for batch in batches:
             result.images += batch.images
             result.seeds += batch.seeds
@@ -97,7 +108,33 @@ class Engine:
                             for s, sub in zip(result.seeds, result.subseeds)]
         return result
 
-    def _first_passes(self, job, params: GenerationParams, inputs: ModeInputs, run: _Run) -> list[_Batch]:
+    def _refining(self, job, refiner, params: GenerationParams, run: _Run,
+                  hires_pass: bool = False) -> RefinerPass | None:
+        """The refiner's part in one pass: None when it has none there (not asked, or the switch point not reached)."""
+        if refiner is None or not refines(params, hires_pass):
+            return None
+        if hires_pass:
+            steps, strength = second_pass_steps(params)
+        else:
+            steps, strength = params.steps, None if params.mode is Mode.TXT2IMG else params.denoising_strength
+        if strength is not None and strength <= 0:
+            return None
+        scheduler = build_scheduler(job.scheduler_config, params.sampler, params.schedule, sdxl=is_sdxl(job.pipe))
+        at = switch_step(scheduler, steps, strength, params.refiner_switch_at, params.refiner_switch_by_steps)
+        if at is None:
+            return None
+        if at == 0:
+            check_takeover(refiner, params.refiner_switch_at)
+
+        def encode(refiner_job) -> dict:
+            return encode_conditioning(refiner_job.pipe, refiner_job.prompt, refiner_job.negative_prompt,
+                                       params.clip_skip, refiner_job.embeddings, run.embeddings_used_by(refiner_job))
+
+        run.refining.append(RefinerPass(refiner, at, encode))
+        return run.refining[-1]
+
+    def _first_passes(self, job, params: GenerationParams, inputs: ModeInputs, run: _Run,
+                      refining: RefinerPass | None = None) -> list[_Batch]:
         """Every batch's first pass: finished images, or (hires) the latents and images the second pass starts from."""
         pipe = job.pipe
         pipe.set_progress_bar_config(disable=True)
@@ -110,26 +147,31 @@ class Engine:
                 break
             batch = _Batch(batch_index, noise.image_seeds(params.seed, params.batch_size, batch_index),
                            noise.image_seeds(params.subseed, params.batch_size, batch_index))
-            self._set_scheduler(pipe, job, params.sampler, params.schedule, batch.seeds)
+            call = refining.call(pipe, conditioning) if refining else BatchCall(pipe, conditioning)
+            call.pipe.set_progress_bar_config(disable=True)
+            self._set_scheduler(call.pipe, job, params.sampler, params.schedule, batch.seeds, call.prediction_type)
             on_step = run.reporter(batch_index * params.steps, params.steps, batch_index, self.preview_every,
-                                   self._previews(pipe))
-            with self._call_context():
-                latents = call_pipeline(pipe, params, inputs, conditioning, batch.seeds, batch.subseeds, on_step)
+                                   self._previews(call.pipe))
+            with call.callback(on_step) as callback, self._call_context():
+                latents = call_pipeline(call.pipe, params, inputs, call.conditioning, batch.seeds, batch.subseeds,
+                                        callback)
             on_step.finish()
-            run.note_interrupt(pipe)
+            run.note_interrupt(call.pipe)
             batches.append(batch)
+            batch.decoder = call.decoder  # the refiner's, once it took over
             if params.hires and not run.cancelled:
                 batch.latents = latents
                 if not is_latent_mode(params.hr_upscaler):  # decoded by the first pass's VAE, as in A1111
-                    batch.images = decode_latents(pipe, latents)
+                    batch.images = decode_latents(batch.decoder, latents)
                 continue
             # Decode, with one fp32 retry when the VAE overflows; paste the original back outside the mask.
-            with vae_tiling(pipe.vae, inputs.width, inputs.height, self.manager.settings):
-                images = decode_latents(pipe, latents)
+            with vae_tiling(batch.decoder.vae, inputs.width, inputs.height, self.manager.settings):
+                images = decode_latents(batch.decoder, latents)
             batch.finish([inputs.finish(image) for image in images])
         return batches
 
-    def _hires_pass(self, job, params: GenerationParams, batch: _Batch, run: _Run) -> None:
+    def _hires_pass(self, job, params: GenerationParams, batch: _Batch, run: _Run,
+                    refining: RefinerPass | None = None) -> None:
         """Upscale one batch's first pass to the hires size and run A1111's second pass on it."""
         pipe = job.pipe
         pipe.set_progress_bar_config(disable=True)
@@ -145,24 +187,32 @@ class Engine:
         else:
             start = upscale_latents(batch.latents, size, params.hr_upscaler)
         conditioning = run.hires_conditioning(pipe, job, params)
-        self._set_scheduler(pipe, job, params.sampler, params.schedule, batch.seeds)
+        call = refining.call(pipe, conditioning) if refining else BatchCall(pipe, conditioning)
+        call.pipe.set_progress_bar_config(disable=True)
+        self._set_scheduler(call.pipe, job, params.sampler, params.schedule, batch.seeds, call.prediction_type)
         first = params.batch_count * params.steps
         on_step = run.reporter(first + batch.index * params.hires_steps, params.hires_steps, batch.index,
-                               self.preview_every, self._previews(pipe))
-        with vae_tiling(pipe.vae, size.width, size.height, self.manager.settings):
-            with self._call_context():
-                latents = call_hires_pipeline(pipe, params, start, conditioning, batch.seeds, on_step)
+                               self.preview_every, self._previews(call.pipe))
+        pipes = (pipe, call.pipe, refining.refiner.pipe) if refining else (pipe,)
+        with contextlib.ExitStack() as tiling:
+            for vae in {id(p.vae): p.vae for p in pipes}.values():  # the VAEs that encode the start and decode
+                tiling.enter_context(vae_tiling(vae, size.width, size.height, self.manager.settings))
+            with call.callback(on_step) as callback, self._call_context():
+                latents = call_hires_pipeline(call.pipe, params, start, call.conditioning, batch.seeds, callback)
             on_step.finish()
-            run.note_interrupt(pipe)
+            run.note_interrupt(call.pipe)
             if latents is None:  # denoising strength 0: the upscaled first pass is the result
                 batch.finish(start if batch.images else decode_latents(pipe, start))
                 return
-            batch.finish(decode_latents(pipe, latents))
+            batch.finish(decode_latents(call.decoder, latents))
 
     @staticmethod
-    def _set_scheduler(pipe, job, sampler: str, schedule: str, seeds: list[int]) -> None:
+    def _set_scheduler(pipe, job, sampler: str, schedule: str, seeds: list[int],
+                       prediction_type: str | None = None) -> None:
         # A fresh scheduler per batch also resets all scheduler state (step index, Brownian trees).
         pipe.scheduler = build_scheduler(job.scheduler_config, sampler, schedule, sdxl=is_sdxl(pipe))
+        if prediction_type and pipe.scheduler.config.prediction_type != prediction_type:  # a refiner's own
+            pipe.scheduler.register_to_config(prediction_type=prediction_type)
         if hasattr(pipe.scheduler, "noise_sampler_seed"):
             pipe.scheduler.noise_sampler_seed = list(seeds)  # one Brownian tree per image
 
@@ -184,6 +234,7 @@ class _Batch:
     latents: torch.Tensor | None = None  # the first pass's, when a hires pass follows
     images: list[Image.Image] = dataclasses.field(default_factory=list)  # final, or the first pass's to upscale
     done: bool = False  # `images` are final
+    decoder: Any = None  # the pipeline whose VAE decodes the first pass's latents (the refiner's once it took over)
 
     def finish(self, images: list[Image.Image]) -> None:
         self.images, self.latents, self.done = images, None, True
@@ -193,7 +244,7 @@ def finish_as_they_are(pipe, batches: list[_Batch]) -> None:
     """After an interrupt: batches still waiting for their hires pass keep their first-pass images."""
     for batch in batches:
         if not batch.done:
-            batch.finish(batch.images or decode_latents(pipe, batch.latents))
+            batch.finish(batch.images or decode_latents(batch.decoder or pipe, batch.latents))
 
 
 class _Run:
@@ -205,6 +256,7 @@ class _Run:
         self.interrupted = False
         self.used_embeddings: list[tuple[EmbeddingSet, set[str]]] = []  # per prepared job
         self._hires_conditioning: dict | None = None
+        self.refining: list[RefinerPass] = []  # the refiner's part in each pass that may switch
 
     @property
     def cancelled(self) -> bool:
@@ -231,6 +283,23 @@ class _Run:
                                                            job.embeddings, self.embeddings_used_by(job))
         return self._hires_conditioning
 
+    def refiner_infotext(self) -> dict[str, object]:
+        """A1111's refiner keys, written only when the refiner took over in some pass."""
+        used = [r for r in self.refining if r.took_over]
+        if not used:
+            return {}
+        p = self.params
+        extra: dict[str, object] = {}
+        if p.hires and p.hires_refiner_pass != "second pass":
+            extra["Hires refiner"] = p.hires_refiner_pass
+        extra["Refiner"] = used[0].refiner.title
+        extra["Refiner switch at"] = p.refiner_switch_at
+        return extra
+
+    def refiner_warnings(self) -> list[str]:
+        """What preparing the refiner could not apply (a LoRA for another family...), when it took over."""
+        return [w for r in self.refining if r.took_over for w in r.refiner.job.warnings]
+
     def reporter(self, offset: int, pass_steps: int, batch_index: int, preview_every: int,
                  previews: PreviewTaker) -> StepReporter:
         return StepReporter(self, offset, pass_steps, batch_index, preview_every, previews)
@@ -241,6 +310,8 @@ class StepReporter:
 
     A preview started on the GPU arrives with the first Progress after its copy has landed; on CPU with its own.
     """
+
+    tensor_inputs = ("latents",)  # what diffusers hands the callback
 
     def __init__(self, run: _Run, offset: int, pass_steps: int, batch_index: int, preview_every: int,
                  previews: PreviewTaker) -> None:
@@ -308,7 +379,7 @@ def call_pipeline(pipe, params: GenerationParams, inputs: ModeInputs, conditioni
     n = len(seeds)
     kwargs = {key: value.repeat(n, *[1] * (value.dim() - 1)) for key, value in conditioning.items()}
     kwargs.update(num_inference_steps=params.steps, guidance_scale=params.cfg_scale, output_type="latent",
-                  callback_on_step_end=on_step, callback_on_step_end_tensor_inputs=["latents"])
+                  callback_on_step_end=on_step, callback_on_step_end_tensor_inputs=list(on_step.tensor_inputs))
     rng = dict(source=params.randn_source, device=pipe._execution_device, ensd=params.eta_noise_seed_delta)
     if inputs.mode is Mode.TXT2IMG:
         shape = (pipe.unet.config.in_channels, inputs.height // pipe.vae_scale_factor,
@@ -347,7 +418,7 @@ def call_hires_pipeline(pipe, params: GenerationParams, start: torch.Tensor | li
                                        ensd=params.eta_noise_seed_delta)
     kwargs.update(image=start, strength=strength, num_inference_steps=steps, guidance_scale=params.cfg_scale,
                   generator=generators, output_type="latent", callback_on_step_end=on_step,
-                  callback_on_step_end_tensor_inputs=["latents"])
+                  callback_on_step_end_tensor_inputs=list(on_step.tensor_inputs))
     noise.route_randn_tensor(generators)
     with torch.inference_mode():
         latents = pipe(**kwargs).images

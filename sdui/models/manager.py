@@ -21,7 +21,7 @@ import torch
 
 from sdui.models.catalog import Catalog, CheckpointInfo
 from sdui.models.device import choose_device
-from sdui.models.errors import ModelNotFound
+from sdui.models.errors import ModelError, ModelNotFound
 from sdui.models.extras import ExtraNetworks
 from sdui.models.fast import apply_fast_path, tune_vae
 from sdui.models.load import load_pipeline, model_bytes, place
@@ -131,7 +131,7 @@ class ModelManager:
         with self._lock:
             pipe = entry.variants.get(task)
             if pipe is None:
-                pipe = self._variant(entry.base, task)
+                pipe = self._variant(entry, task)
                 entry.variants[task] = pipe
             return pipe
 
@@ -227,13 +227,20 @@ class ModelManager:
         entry.variants.clear()
         entry.base = None
 
-    def _variant(self, base, task: Task):
+    def _variant(self, entry: _Entry, task: Task):
         from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image
 
         auto = {Task.TXT2IMG: AutoPipelineForText2Image, Task.IMG2IMG: AutoPipelineForImage2Image,
                 Task.INPAINT: AutoPipelineForInpainting}[task]
-        pipe = auto.from_pipe(base)
-        return place(pipe, self.plan) if self.plan.offload else pipe
+        if task is Task.TXT2IMG and getattr(entry.base.config, "requires_aesthetics_score", False):
+            raise ModelError(f"{entry.info.title} is an SDXL refiner: it does not make pictures from text on its own. "
+                             "Use it as the Refiner of an SDXL checkpoint, or in img2img / inpaint", entry.info.path)
+        try:
+            pipe = auto.from_pipe(entry.base)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise ModelError(f"{entry.info.path}: this {type(entry.base).__name__} cannot run {task.value} ({e})",
+                             entry.info.path) from e
+        return place(pipe, self.plan, entry.info.path) if self.plan.offload else pipe
 
     def _default_model(self) -> CheckpointInfo:
         from sdui.models.tiny import DEMO_NAME, ensure_demo_model

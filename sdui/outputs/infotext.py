@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 from sdui import __version__
 from sdui.engine import samplers
-from sdui.params import RNG_SOURCES, SEED_MAX, GenerationParams, MaskedContent, Mode, OutpaintFill
+from sdui.params import (HIRES_REFINER_PASSES, RNG_SOURCES, SEED_MAX, GenerationParams, MaskedContent, Mode,
+                         OutpaintFill)
 
 # Pillow's own cap for one decompressed PNG text chunk; far beyond any real prompt.
 MAX_INFOTEXT_CHARS = 1024 * 1024
@@ -45,6 +46,9 @@ KEYS: dict[str, tuple[str, ...]] = {
     "Batch size": ("batch_size",),  # older A1111 versions write it
     "Lora hashes": ("lora_hashes",),
     "TI hashes": (),  # embeddings are named in the prompt; the hashes identify the files used
+    # A1111 writes the refiner's keys when it switched (the first only when the setting is on, switch or not).
+    "Refiner switch by sampling steps": ("refiner_switch_by_steps",), "Hires refiner": ("hires_refiner_pass",),
+    "Refiner": ("refiner_checkpoint",), "Refiner switch at": ("refiner_switch_at",),
     "Hashes": (),  # civitai's {"model": ..., "vae": ..., "lora:name": ...}: used to find the files by hash
     "Version": (),  # the program that made the picture; sdui writes its own
 }
@@ -59,7 +63,6 @@ SDUI_BEHAVIOUR = {"Emphasis": "Original", "Eta DDIM": "0", "Eta": "1", "Token me
 NOT_APPLIED: tuple[tuple[str, str], ...] = (
     ("ADetailer", "sdui has no ADetailer"),
     ("ControlNet", "sdui has no ControlNet"),
-    ("Refiner", "sdui has no refiner yet"),
     ("Face restoration", "sdui has no face restoration"),
     ("Seed resize from", "sdui has no seed resize"),
     ("Tiling", "sdui has no tiling"),
@@ -102,7 +105,7 @@ MODE_KEYS: dict[str, tuple[str, ...]] = {
     "Denoising strength": ("img2img", "inpaint", "outpaint", "hires"),
     "Mask blur": ("inpaint", "outpaint"), "Inpaint area": ("inpaint",), "Masked area padding": ("inpaint",),
     "Masked content": ("inpaint",), "Mask mode": ("inpaint",), "Outpaint extents": ("outpaint",),
-    "Outpaint fill": ("outpaint",), **{key: ("hires",) for key in HIRES_KEYS},
+    "Outpaint fill": ("outpaint",), **{key: ("hires",) for key in (*HIRES_KEYS, "Hires refiner")},
 }
 _INPAINT_KEYS = ("Inpaint area", "Masked area padding", "Masked content", "Mask mode", "Mask blur")
 
@@ -174,6 +177,9 @@ def format_infotext(params: GenerationParams, *, seed: int, subseed: int, model_
         "Batch size": params.batch_size if params.batch_size > 1 else None,
         "RNG": params.randn_source if params.randn_source != "GPU" else None,  # A1111 leaves its default out
         "ENSD": params.eta_noise_seed_delta or None,  # A1111 >= 1.6 leaves it out for samplers without step noise
+        # A1111 writes it on every denoising step when its setting is on; the other refiner keys come from the
+        # engine (`extra`), only when the refiner took over.
+        "Refiner switch by sampling steps": True if params.refiner_switch_by_steps else None,
         **(_hires_values(params, sampler, schedule) if params.hires else {}),
     }
     values.update(extra or {})
@@ -307,6 +313,7 @@ def read_params(source: str | Mapping[str, Any], base: GenerationParams | None =
     hires = _hires_fields(info, changes.get("sampler", base.sampler), changes.get("schedule", base.schedule),
                           warnings)
     changes.update(hires)
+    changes.update(_refiner_fields(info, warnings))
     if "Inpaint area" in info:
         changes["inpaint_full_res"] = info["Inpaint area"] == "Only masked"
     if "Mask mode" in info:
@@ -410,6 +417,22 @@ def _hires_fields(info: Mapping[str, Any], sampler: str, schedule: str, warnings
             fields["hr_sampler"] = chosen["sampler"]
         if chosen.get("schedule", schedule) != schedule:
             fields["hr_schedule"] = chosen["schedule"]
+    return fields
+
+
+def _refiner_fields(info: Mapping[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """GenerationParams' refiner fields from A1111's keys ("Refiner" as written: outputs/paste.py finds the file)."""
+    fields: dict[str, Any] = {"refiner_checkpoint": str(info.get("Refiner") or "").strip(),
+                              "refiner_switch_by_steps": str(info.get("Refiner switch by sampling steps", "")).strip()
+                              .lower() == "true", "hires_refiner_pass": "second pass"}
+    if "Refiner switch at" in info:
+        fields["refiner_switch_at"] = _to_float("Refiner switch at", info["Refiner switch at"])
+    wanted = str(info.get("Hires refiner") or "").strip()
+    if wanted in HIRES_REFINER_PASSES:
+        fields["hires_refiner_pass"] = wanted
+    elif wanted:
+        warnings.append(f"Hires refiner: {wanted}: not applied: sdui knows {', '.join(HIRES_REFINER_PASSES)}; "
+                        "used second pass")
     return fields
 
 

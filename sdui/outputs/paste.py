@@ -1,7 +1,7 @@
 """An infotext applied to this install: its GenerationParams, with the models it names looked up here.
 
 `infotext.read_params` says what the text asks for; this module finds the checkpoint, VAE, hires checkpoint,
-hires upscaler, LoRAs and embeddings it names (by name, then by hash) and says which are not installed and
+refiner, hires upscaler, LoRAs and embeddings it names (by name, then by hash) and says which are not installed and
 what is used instead. The UI's Send to / ↙ / Regenerate and the API's `infotext` field both come here.
 """
 
@@ -71,6 +71,11 @@ def paste_infotext(text: str, base: GenerationParams, *, catalog: CatalogLike, v
             warnings.append(f"Hires upscaler: '{params.hr_upscaler}' is not installed: used {UPSCALER_SUBSTITUTE} "
                             "instead (put the model into models/ESRGAN, RealESRGAN, SwinIR or DAT)")
             changes["hr_upscaler"] = UPSCALER_SUBSTITUTE
+    if params.refiner_checkpoint:
+        changes["refiner_checkpoint"] = _refiner(info, catalog, warnings)
+        if changes["refiner_checkpoint"] and changes["refiner_checkpoint"] == changes.get("checkpoint"):
+            warnings.append(f"Refiner: '{info['Refiner']}' is the picture's own checkpoint: there is nothing to "
+                            "switch to")
     if networks is not None:
         warnings += _missing_networks(info, networks)
     return Pasted(params=params.replace(**changes), mode=read.mode, fields=read.fields | set(changes),
@@ -90,6 +95,23 @@ def _checkpoint(info: dict, hashes: dict, catalog: CatalogLike, current: str | N
     used = f"'{current}'" if current else "the current checkpoint"
     warnings.append(f"Model, Model hash: {label} is not installed: used {used} instead")
     return current
+
+
+def _refiner(info: dict, catalog: CatalogLike, warnings: list[str]) -> str:
+    """The installed refiner A1111's `Refiner: name [shorthash]` names (by name, then hash); "" when none is."""
+    value = str(info["Refiner"]).strip()
+    name, _, rest = value.partition(" [")
+    short_hash = rest.rstrip("]").strip()
+    for wanted in (name, short_hash):
+        title = _find_checkpoint(catalog, wanted) if wanted else None
+        if title:
+            if wanted == short_hash:
+                warnings.append(f"Refiner: '{name}' is not installed by that name: used '{title}', which has its "
+                                f"hash {short_hash}")
+            return title
+    keys = ", ".join(key for key in ("Refiner", "Refiner switch at", "Hires refiner") if key in info)
+    warnings.append(f"{keys}: '{value}' is not installed: the picture is made without a refiner")
+    return ""
 
 
 def _find_checkpoint(catalog: CatalogLike, wanted: str) -> str | None:

@@ -10,6 +10,7 @@ import gradio as gr
 from sdui.params import GenerationParams, Mode, ResizeMode
 from sdui.ui import panel as panel_ui
 from sdui.ui import networks, run
+from sdui.ui import refiner as refiner_ui
 from sdui.ui.context import UIContext
 from sdui.ui.topbar import TopBar
 
@@ -18,7 +19,8 @@ def build(ctx: UIContext) -> panel_ui.Panel:
     """Lay out the tab (call inside gr.Tabs)."""
     with gr.Tab("img2img", id="img2img"):
         return panel_ui.build("img2img", ctx.settings.outputs_dir, extras=_extras,
-                              networks=partial(networks.build, ctx))
+                              networks=partial(networks.build, ctx),
+                              below_steps=partial(refiner_ui.build, ctx, "img2img"))
 
 
 def _extras() -> dict[str, Any]:
@@ -36,10 +38,11 @@ def bind(ctx: UIContext, panel: panel_ui.Panel, bar: TopBar) -> None:
     image = panel.fields["init_image"]
     panel_ui.bind_size_follows_picture(panel, image)
     run.bind_tab(ctx, panel, bar, "img2img", to_params)
+    refiner_ui.bind(ctx, panel, bar.refresh)
 
 
 def to_params(fields: dict[str, Any]) -> GenerationParams:
     """Widget values by name → GenerationParams; a clear error when no picture was given."""
     if fields.get("init_image") is None:
         raise ValueError("img2img needs a picture: drop an image into the Image box first")
-    return panel_ui.params_from_fields(fields, mode=Mode.IMG2IMG)
+    return panel_ui.params_from_fields(refiner_ui.fields_for_params(fields), mode=Mode.IMG2IMG)

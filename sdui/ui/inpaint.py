@@ -11,6 +11,7 @@ from sdui.params import GenerationParams, MaskedContent, Mode
 from sdui.ui import editor
 from sdui.ui import panel as panel_ui
 from sdui.ui import networks, run
+from sdui.ui import refiner as refiner_ui
 from sdui.ui.context import UIContext
 from sdui.ui.topbar import TopBar
 
@@ -30,7 +31,8 @@ def build(ctx: UIContext) -> panel_ui.Panel:
     """Lay out the tab (call inside gr.Tabs)."""
     with gr.Tab("Inpaint", id="inpaint"):
         return panel_ui.build("inpaint", ctx.settings.outputs_dir, extras=_extras,
-                              networks=partial(networks.build, ctx))
+                              networks=partial(networks.build, ctx),
+                              below_steps=partial(refiner_ui.build, ctx, "inpaint"))
 
 
 def _extras() -> dict[str, Any]:
@@ -55,6 +57,7 @@ def bind(ctx: UIContext, panel: panel_ui.Panel, bar: TopBar) -> None:
     image = panel.extras["editor"]
     panel_ui.bind_size_follows_picture(panel, image)
     run.bind_tab(ctx, panel, bar, "inpaint", to_params)
+    refiner_ui.bind(ctx, panel, bar.refresh)
 
 
 def to_params(fields: dict[str, Any]) -> GenerationParams:
@@ -66,4 +69,5 @@ def to_params(fields: dict[str, Any]) -> GenerationParams:
     mask = editor.painted_mask(value, picture.size)
     if mask is None:
         raise ValueError("the mask is empty: click the brush and paint over the area to change")
-    return panel_ui.params_from_fields(fields, mode=Mode.INPAINT, init_image=picture, mask=mask)
+    return panel_ui.params_from_fields(refiner_ui.fields_for_params(fields), mode=Mode.INPAINT, init_image=picture,
+                                       mask=mask)

@@ -12,6 +12,7 @@ from sdui.params import SIZE_MAX, SIZE_MIN, GenerationParams, Mode, OutpaintFill
 from sdui.ui import editor
 from sdui.ui import panel as panel_ui
 from sdui.ui import networks, run
+from sdui.ui import refiner as refiner_ui
 from sdui.ui.context import UIContext
 from sdui.ui.topbar import TopBar
 from sdui.ui.inpaint import mask_editor
@@ -25,7 +26,8 @@ def build(ctx: UIContext) -> panel_ui.Panel:
     """Lay out the tab (call inside gr.Tabs); the size sliders are hidden: the picture sets the size."""
     with gr.Tab("Outpaint", id="outpaint"):
         return panel_ui.build("outpaint", ctx.settings.outputs_dir, extras=_extras, show_size=False,
-                              networks=partial(networks.build, ctx))
+                              networks=partial(networks.build, ctx),
+                              below_steps=partial(refiner_ui.build, ctx, "outpaint"))
 
 
 def _extras() -> dict[str, Any]:
@@ -52,6 +54,7 @@ def bind(ctx: UIContext, panel: panel_ui.Panel, bar: TopBar) -> None:
     gr.on([image.upload, image.change, *(side.change for side in sides)], preview, [image, *sides],
           panel.extras["grown_preview"], queue=False, api_visibility="private", trigger_mode="always_last")
     run.bind_tab(ctx, panel, bar, "outpaint", to_params, skip=("grown_preview",))
+    refiner_ui.bind(ctx, panel, bar.refresh)
 
 
 def to_params(fields: dict[str, Any]) -> GenerationParams:
@@ -67,7 +70,7 @@ def to_params(fields: dict[str, Any]) -> GenerationParams:
         raise ValueError(f"outpaint works on pictures up to {SIZE_MAX}x{SIZE_MAX} (grown size included); this one "
                          f"is {picture.width}x{picture.height}: scale it down first, or use img2img to resize it")
     width, height = (max(SIZE_MIN, side // 8 * 8) for side in picture.size)
-    return panel_ui.params_from_fields(fields, mode=Mode.OUTPAINT, init_image=picture,
+    return panel_ui.params_from_fields(refiner_ui.fields_for_params(fields), mode=Mode.OUTPAINT, init_image=picture,
                                        mask=editor.painted_mask(value, picture.size), width=width, height=height)
 
 

@@ -19,6 +19,7 @@ from sdui.params import GenerationParams, Mode
 from sdui.ui import editor
 from sdui.ui import hires as hires_ui
 from sdui.ui import panel as panel_ui
+from sdui.ui import refiner as refiner_ui
 from sdui.ui import topbar
 from sdui.ui.context import UIContext
 from sdui.ui.results import warnings_html
@@ -147,7 +148,8 @@ def bind(ctx: UIContext, ui: PngInfo, tabs: gr.Tabs, panels: dict[str, panel_ui.
     pictures = {mode: image_input(panels[mode.value]) for mode in NEEDS}
     outputs = [*bar.fields.values(), tabs, ui.regenerate_tab]
     for panel in panels.values():
-        outputs += [*panel.fields.values(), panel.results.warnings, panel.results.pasted_warnings]
+        outputs += [*panel.fields.values(), *refiner_ui.paste_outputs(panel), panel.results.warnings,
+                    panel.results.pasted_warnings]
 
     def regenerate(text: str, checkpoint: str | None, vae: str | None, *values: Any) -> dict[Any, Any]:
         return regenerate_updates(ctx, text, panels, bar, checkpoint, vae, dict(zip(pictures, values)),
@@ -161,7 +163,8 @@ def bind(ctx: UIContext, ui: PngInfo, tabs: gr.Tabs, panels: dict[str, panel_ui.
 def bind_paste(ctx: UIContext, panel: panel_ui.Panel, bar: topbar.TopBar) -> None:
     """A tab's ↙ (the infotext in its prompt box, else its last job's, into every field) and a picture dropped on
     its prompt box (see DROP_JS)."""
-    outputs = [*panel.fields.values(), *bar.fields.values(), panel.results.warnings, panel.results.pasted_warnings]
+    outputs = [*panel.fields.values(), *refiner_ui.paste_outputs(panel), *bar.fields.values(), panel.results.warnings,
+               panel.results.pasted_warnings]
     panel.paste.click(partial(prompt_updates, ctx, panel, bar),
                       [panel.fields["prompt"], panel.results.infotext, bar.checkpoint, bar.vae], outputs,
                       api_visibility="private", show_progress="hidden")
@@ -193,8 +196,8 @@ def dropped_updates(ctx: UIContext, panel: panel_ui.Panel, bar: topbar.TopBar, p
 def _bind_send(ctx: UIContext, ui: PngInfo, button: gr.Button, tabs: gr.Tabs, panel: panel_ui.Panel,
                bar: topbar.TopBar) -> None:
     image_widget = image_input(panel)
-    outputs = [*panel.fields.values(), *bar.fields.values(), panel.results.warnings, panel.results.pasted_warnings,
-               tabs]
+    outputs = [*panel.fields.values(), *refiner_ui.paste_outputs(panel), *bar.fields.values(), panel.results.warnings,
+               panel.results.pasted_warnings, tabs]
     outputs += [image_widget] if image_widget is not None else []
 
     def send(text: str, image: str | None, checkpoint: str | None, vae: str | None) -> dict[Any, Any]:
@@ -228,6 +231,8 @@ def infotext_updates(ctx: UIContext, text: str, panel: panel_ui.Panel, bar: topb
     updates[bar.eta_noise_seed_delta] = params.eta_noise_seed_delta
     if "enable_hr" in panel.fields:
         hires_ui.sent_updates(ctx, panel.fields, params, updates)
+    if "refiner_checkpoint" in panel.fields:
+        refiner_ui.sent_updates(ctx, panel, params, updates)
     updates[panel.results.warnings] = warnings_html(pasted.warnings)
     updates[panel.results.pasted_warnings] = []
     return updates, pasted

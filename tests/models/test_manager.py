@@ -173,3 +173,22 @@ def test_loading_applies_the_fast_path_and_no_fast_path_keeps_fp32(two_models):
     assert any(s.startswith("fast path:") for s in statuses)
     plain = _manager(two_models, fast_path=False).get("b")
     assert plain.unet.down_blocks[0].resnets[0].conv1.weight.dtype == torch.float32
+
+
+def test_a_model_a_job_is_open_on_is_never_evicted_and_a_refiner_does_not_become_current(two_models):
+    from sdui.params import GenerationParams
+
+    m = _manager(two_models, models_in_memory=1)
+    with m.prepare(GenerationParams(checkpoint="a"), Task.TXT2IMG) as job:
+        with m.prepare(GenerationParams(checkpoint="b"), Task.IMG2IMG, current=False) as refiner:
+            assert set(m.loaded()) == {m.info("a").title, m.info("b").title}  # one over the limit, for the job
+            assert job.pipe.unet is not refiner.pipe.unet
+    assert m.info(None).title == m.info("a").title and m.load_count == 2
+    with m.prepare(GenerationParams(checkpoint="a"), Task.TXT2IMG):
+        with m.prepare(GenerationParams(checkpoint="b"), Task.IMG2IMG, current=False):
+            pass
+    assert m.load_count == 2  # the pair again: nothing loads
+    m.unload_all()
+    m.get("a")
+    m.get("b")
+    assert m.loaded() == [m.info("b").title]  # with no job open the limit holds as before

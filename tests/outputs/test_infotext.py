@@ -367,3 +367,43 @@ def test_keys_of_another_mode_are_reported_on_the_tab_they_are_sent_to():
     assert read_params(hires, GenerationParams(mode=Mode.IMG2IMG)).warnings == [
         "Hires upscale, Hires upscaler: not applied: the picture was made with txt2img, and these keys do not apply "
         "to img2img"]
+
+
+def test_refiner_keys_are_written_where_a1111_writes_them_and_read_back():
+    p = GenerationParams(prompt="x", enable_hr=True, hr_scale=2.0, denoising_strength=0.5, refiner_switch_at=0.7,
+                         refiner_switch_by_steps=True, hires_refiner_pass="both passes", lora_hashes={})
+    extra = {"Lora hashes": "x: 1234", "Hires refiner": "both passes", "Refiner": "tiny-refiner [0123456789]",
+             "Refiner switch at": 0.7}  # what the engine adds when the refiner took over
+    line = _format(p, extra=extra).split("\n")[-1]
+    assert line.endswith('Hires upscale: 2, Hires upscaler: Latent, Lora hashes: "x: 1234", Refiner switch by '
+                         'sampling steps: True, Hires refiner: both passes, Refiner: tiny-refiner [0123456789], '
+                         f'Refiner switch at: 0.7, {VERSION}')
+    read = read_params(_format(p, extra=extra), GenerationParams(refiner_switch_at=0.3))
+    assert read.warnings == []
+    back = read.params
+    assert (back.refiner_checkpoint, back.refiner_switch_at, back.refiner_switch_by_steps, back.hires_refiner_pass) == (
+        "tiny-refiner [0123456789]", 0.7, True, "both passes")
+    # Only the setting is written when the refiner did not take over (A1111 writes it on every step)
+    assert "Refiner" not in _format(GenerationParams(prompt="x"))
+    assert _format(GenerationParams(prompt="x", refiner_switch_by_steps=True)).count("Refiner") == 1
+
+
+def test_a1111s_refiner_keys_become_params_and_their_absence_means_no_refiner():
+    text = ("x\nSteps: 24, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 4.0, Seed: 1, Size: 1216x832, "
+            "Model: sd_xl_base_1.0, Refiner: sd_xl_refiner_1.0 [7440042bbd], Refiner switch at: 0.7, Version: v1.10.1")
+    read = read_params(text)
+    assert read.warnings == [] and {"refiner_checkpoint", "refiner_switch_at"} <= read.fields
+    assert (read.params.refiner_checkpoint, read.params.refiner_switch_at) == ("sd_xl_refiner_1.0 [7440042bbd]", 0.7)
+    base = GenerationParams(refiner_checkpoint="mine", refiner_switch_by_steps=True, hires_refiner_pass="first pass")
+    plain = read_params("x\nSteps: 20, Sampler: Euler a, Seed: 1, Size: 64x64", base).params
+    assert (plain.refiner_checkpoint, plain.refiner_switch_by_steps, plain.hires_refiner_pass) == (
+        "", False, "second pass")
+    odd = read_params("x\nSteps: 20, Seed: 1, Denoising strength: 0.5, Hires upscale: 2, Refiner: r, "
+                      "Hires refiner: third pass")
+    assert odd.warnings == ["Hires refiner: third pass: not applied: sdui knows first pass, second pass, both "
+                            "passes; used second pass"]
+    with pytest.raises(ValueError, match="'Refiner switch at' must be a number"):
+        read_params("x\nSteps: 20, Seed: 1, Refiner: r, Refiner switch at: soon")
+    sent = read_params("x\nSteps: 20, Seed: 1, Denoising strength: 0.5, Hires upscale: 2, Hires upscaler: Latent, "
+                       "Refiner: r, Hires refiner: first pass", GenerationParams(mode=Mode.IMG2IMG))
+    assert any(w.startswith("Hires upscale, Hires upscaler, Hires refiner: not applied") for w in sent.warnings)

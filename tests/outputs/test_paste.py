@@ -124,3 +124,28 @@ def test_the_mode_it_came_from_and_the_tab_it_goes_to():
 def test_an_empty_infotext_is_a_clear_error(text):
     with pytest.raises(ValueError, match="the infotext is empty"):
         paste(text)
+
+
+REFINED = ("x\nSteps: 24, Sampler: Euler, Seed: 1, Size: 64x64, Model: tiny, Refiner: sd_xl_refiner_1.0 [7440042bbd], "
+           "Refiner switch at: 0.7")
+
+
+def test_the_refiner_is_found_by_name_then_by_hash():
+    by_name = paste(REFINED, catalog=Catalog(tiny="tiny [abc]", **{"sd_xl_refiner_1.0": "refiner.safetensors [744]"}))
+    assert by_name.warnings == [] and by_name.params.refiner_checkpoint == "refiner.safetensors [744]"
+    assert by_name.params.refiner_switch_at == 0.7 and "refiner_checkpoint" in by_name.fields
+    by_hash = paste(REFINED, catalog=Catalog(tiny="tiny [abc]", **{"7440042bbd": "renamed [7440042bbd]"}))
+    assert by_hash.params.refiner_checkpoint == "renamed [7440042bbd]"
+    assert by_hash.warnings == ["Refiner: 'sd_xl_refiner_1.0' is not installed by that name: used 'renamed "
+                                "[7440042bbd]', which has its hash 7440042bbd"]
+
+
+def test_a_missing_refiner_is_named_and_the_picture_is_made_without_one():
+    pasted = paste(REFINED, GenerationParams(refiner_checkpoint="mine"), catalog=Catalog(tiny="tiny [abc]"))
+    assert pasted.params.refiner_checkpoint == ""
+    assert pasted.warnings == ["Refiner, Refiner switch at: 'sd_xl_refiner_1.0 [7440042bbd]' is not installed: the "
+                               "picture is made without a refiner"]
+    same = paste(REFINED.replace("Model: tiny", "Model: sd_xl_refiner_1.0"),
+                 catalog=Catalog(**{"sd_xl_refiner_1.0": "refiner.safetensors [744]"}))
+    assert same.warnings == ["Refiner: 'sd_xl_refiner_1.0 [7440042bbd]' is the picture's own checkpoint: there is "
+                             "nothing to switch to"]
