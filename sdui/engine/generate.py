@@ -26,12 +26,14 @@ from sdui.engine.result import Progress, Result
 from sdui.engine.samplers import build_scheduler
 from sdui.models.fast import autocast_context
 from sdui.models.manager import Task
+from sdui.models.prediction import EPSILON, Prediction
 from sdui.networks.embeddings import EmbeddingSet
 from sdui.networks.tags import hash_entry_name
 from sdui.outputs.infotext import format_infotext
 from sdui.params import GenerationParams, Mode
 from sdui.upscalers import UpscaleInterrupted
 
+INPAINTING_CHANNELS = 9  # a UNet taking latents + mask + masked-image latents
 TASKS = {Mode.TXT2IMG: Task.TXT2IMG, Mode.IMG2IMG: Task.IMG2IMG, Mode.INPAINT: Task.INPAINT,
          Mode.OUTPAINT: Task.INPAINT}
 
@@ -70,11 +72,15 @@ class Engine:
         inputs = prepare_inputs(params, seed)
         run = _Run(params, progress, cancel)
         task = TASKS[params.mode]
+        if task is not Task.INPAINT and self.manager.in_channels(params.checkpoint) == INPAINTING_CHANNELS:
+            # As A1111: an inpainting model runs txt2img and img2img with the whole picture masked.
+            task, inputs = Task.INPAINT, inputs.whole_picture_masked()
         # 2. The checkpoint's pipeline for this task, with the job's VAE, LoRAs and embeddings: every first pass;
         #    the refiner beside it (checked here, before any work, also when only the hires pass may switch).
         with self.manager.prepare(params, task) as job:
             result = Result(params=params, model_title=job.info.title, model_name=job.info.name,
-                            model_hash=job.info.short_hash, warnings=list(job.warnings), extra=dict(job.infotext))
+                            model_hash=job.info.short_hash, warnings=list(job.warnings),
+                            extra={**job.infotext, **prediction_infotext(job.scheduler_config)})
             with open_refiner(self.manager, params, job, task, params.refiner_checkpoint) as refiner:
                 batches = self._first_passes(job, params, inputs, run, self._refining(job, refiner, params, run))
                 if run.cancelled:
@@ -82,6 +88,9 @@ class Engine:
         # 3. Hires fix: the second pass of every batch, on the pipeline prepared for the hires settings.
         if params.hires and batches and not run.cancelled:
             hires = hires_params(params)
+            if self.manager.in_channels(hires.checkpoint) == INPAINTING_CHANNELS:
+                raise ValueError("hr_checkpoint: hires fix cannot run its second pass on an inpainting checkpoint "
+                                 "yet; choose another Hires checkpoint")
             with self.manager.prepare(hires, Task.IMG2IMG) as hires_job:
                 result.warnings += [w for w in hires_job.warnings if w not in result.warnings]
                 result.extra.update(hires_infotext(params, hires_job))
@@ -382,13 +391,15 @@ def call_pipeline(pipe, params: GenerationParams, inputs: ModeInputs, conditioni
                   callback_on_step_end=on_step, callback_on_step_end_tensor_inputs=list(on_step.tensor_inputs))
     rng = dict(source=params.randn_source, device=pipe._execution_device, ensd=params.eta_noise_seed_delta)
     if inputs.mode is Mode.TXT2IMG:
-        shape = (pipe.unet.config.in_channels, inputs.height // pipe.vae_scale_factor,
+        shape = (pipe.vae.config.latent_channels, inputs.height // pipe.vae_scale_factor,
                  inputs.width // pipe.vae_scale_factor)
         batch = noise.batch_noise(seeds, shape, subseeds, params.subseed_strength, **rng)
         # The pipeline's own latents follow the prompt embeddings' dtype (the UNet may be stored in bf16).
         dtype = conditioning["prompt_embeds"].dtype
         kwargs.update(latents=batch.latents.to(dtype), generator=batch.generators,
                       width=inputs.width, height=inputs.height)
+        if inputs.mask is not None:  # an inpainting model: from these latents, everything repainted
+            kwargs.update(image=[inputs.image] * n, mask_image=[inputs.mask] * n, strength=1.0)
     else:
         # img2img/inpaint pipelines draw the initial noise themselves, from each image's own generator.
         kwargs.update(image=[inputs.init_for(s) for s in seeds], strength=params.denoising_strength,
@@ -425,6 +436,14 @@ def call_hires_pipeline(pipe, params: GenerationParams, start: torch.Tensor | li
     if torch.isnan(latents).any():
         raise GenerationError("the model produced NaN latents in the hires pass; try --no-half or another sampler")
     return latents
+
+
+def prediction_infotext(scheduler_config: dict) -> dict[str, str]:
+    """sdui's `Prediction` key for a model that is not plain epsilon (v-prediction, zero terminal SNR)."""
+    prediction = Prediction(scheduler_config.get("prediction_type", EPSILON),
+                            bool(scheduler_config.get("rescale_betas_zero_snr")))
+    plain = prediction.kind == EPSILON and not prediction.zero_snr
+    return {} if plain else {"Prediction": prediction.label}
 
 
 def hires_params(params: GenerationParams) -> GenerationParams:

@@ -6,6 +6,7 @@ seed, mask); `ModeInputs.finish` turns a generated image into the result (pasted
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -40,6 +41,13 @@ class ModeInputs:
         if self._prefilled is None:
             self._prefilled = masks.prefill(self.image, self.binary_mask, self.masked_content, seed)
         return self._prefilled
+
+    def whole_picture_masked(self) -> ModeInputs:
+        """These inputs for an inpainting model in txt2img/img2img, as A1111 runs it: a mask over everything, and
+        in txt2img a mid-gray picture (what A1111 conditions on: a fully masked image is 0.5 gray)."""
+        image = self.image if self.image is not None else Image.new("RGB", (self.width, self.height), (128,) * 3)
+        mask = Image.new("L", (self.width, self.height), 255)
+        return dataclasses.replace(self, image=image, mask=mask, binary_mask=mask)
 
     def finish(self, generated: Image.Image) -> Image.Image:
         """Paste the original back outside the mask (inpaint, outpaint); img2img/txt2img unchanged."""

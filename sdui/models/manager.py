@@ -117,6 +117,10 @@ class ModelManager:
             with self._lock:
                 entry.jobs -= 1
 
+    def in_channels(self, checkpoint: str | None) -> int:
+        """The UNet input channels of a checkpoint (loading it if needed): 9 for inpainting models."""
+        return int(self._entry(self.info(checkpoint)).base.unet.config.in_channels)
+
     def check_vae(self, setting: str, checkpoint: str | None = None) -> None:
         """Raise what a job would (WrongFamily, a broken file) for this `sd_vae` with this checkpoint (loads both)."""
         entry = self._entry(self.info(checkpoint))

@@ -31,6 +31,7 @@ HIRES_KEYS = ("Hires checkpoint", "Hires sampler", "Hires schedule type", "Hires
 KEYS: dict[str, tuple[str, ...]] = {
     "Steps": ("steps",), "Sampler": ("sampler",), "Schedule type": ("schedule",), "CFG scale": ("cfg_scale",),
     "Seed": ("seed",), "Size": ("width", "height"), "Model hash": ("checkpoint",), "Model": ("checkpoint",),
+    "Prediction": (),  # sdui's: what the model predicts when it is not plain epsilon ("v", "v zsnr")
     "VAE hash": ("vae",), "VAE": ("vae",), "Variation seed": ("subseed",),
     "Variation seed strength": ("subseed_strength",), "Denoising strength": ("denoising_strength",),
     "Mask blur": ("mask_blur",), "Inpaint area": ("inpaint_full_res",),
