@@ -171,9 +171,8 @@ def test_probe_file_reads_a_real_safetensors_header(tmp_path):
     assert (probe.family, probe.prediction.kind, probe.prediction.source) == ("sd2", V, "sibling .yaml")
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_bundled_configs_build_their_components(family):
-    """Every component config is read by its own class (on the meta device: shapes only, no weights)."""
+def build_on_meta(family: str) -> tuple[dict, dict]:
+    """A bundled config folder's model_index and its components, each built by its own class on the meta device."""
     import diffusers
     import transformers
 
@@ -192,6 +191,33 @@ def test_bundled_configs_build_their_components(family):
                 built[name] = cls.from_config(cls.load_config(folder / name))
     scheduler_cls = getattr(diffusers, index["scheduler"][1])  # schedulers compute real tensors: not on meta
     built["scheduler"] = scheduler_cls.from_config(scheduler_cls.load_config(folder / "scheduler"))
+    return index, built
+
+
+@pytest.mark.parametrize("family", ["sd2-inpaint", "sdxl-refiner"])
+def test_the_new_real_configs_are_the_published_models(family):
+    index, built = build_on_meta(family)
+    unet = built["unet"]
+    if family == "sd2-inpaint":
+        assert index["_class_name"] == "StableDiffusionInpaintPipeline"
+        assert unet.config.in_channels == 9 and unet.config.cross_attention_dim == 1024
+        assert built["text_encoder"].config.hidden_size == 1024
+        assert built["scheduler"].config.prediction_type == "epsilon"
+    else:
+        assert index["_class_name"] == "StableDiffusionXLImg2ImgPipeline" and index["text_encoder"] == [None, None]
+        assert index["requires_aesthetics_score"] is True and index["force_zeros_for_empty_prompt"] is False
+        te2 = built["text_encoder_2"]
+        assert type(te2).__name__ == "CLIPTextModelWithProjection" and te2.config.num_hidden_layers == 32
+        assert unet.config.cross_attention_dim == te2.config.hidden_size == te2.config.projection_dim == 1280
+        assert unet.config.projection_class_embeddings_input_dim == 1280 + 5 * unet.config.addition_time_embed_dim
+        assert 2.2e9 < sum(p.numel() for p in unet.parameters()) < 2.4e9  # the real refiner UNet: ~2.3 billion
+        assert type(built["scheduler"]).__name__ == "EulerDiscreteScheduler"
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_bundled_configs_build_their_components(family):
+    """Every component config is read by its own class (on the meta device: shapes only, no weights)."""
+    index, built = build_on_meta(family)
     assert built["unet"].config.in_channels == (9 if "inpaint" in family else 4)
     assert built["scheduler"].config.beta_schedule == "scaled_linear"
     encoders = [built[n] for n in ("text_encoder", "text_encoder_2") if n in built]
