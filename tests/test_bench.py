@@ -23,7 +23,7 @@ def run_bench(*args: str) -> str:
 
 def test_load_bench_loads_every_tiny_format_in_a_child_and_reports_its_peak(tmp_path):
     out = run_bench("bench/load.py", "--work", str(tmp_path))
-    rows = re.findall(r"^tiny (\S+) +fp32 .* model +([\d.]+) MiB +peak RSS +([\d.]+) MiB .* ratio ([\d.]+)$",
+    rows = re.findall(r"^tiny (\S+) +fp32 .* model +([\d.]+) MiB +peak RSS +([\d.]+) MiB .* ratio ([\d.]+);",
                       out, flags=re.MULTILINE)
     assert [name for name, *_ in rows] == ["sdui-tiny-demo", "tiny.safetensors", "tiny.ckpt"], out
     # The same model from the three formats: the same bytes once loaded, well under the peak RSS of a process.
@@ -58,7 +58,8 @@ def test_lora_bench_reports_consistent_figures_and_fails_only_on_an_enforced_mis
     for name in ("apply", "apply_keep_buffers"):
         apply = lines[name]
         assert len(apply["times_s"]) == 3 and apply["median_s"] > 0 and apply["first_s"] > 0, out
-        assert apply["layers"] > 50 and apply["ok"] == (apply["median_s"] <= 1.0), out
+        # The target is for the fast path: on a CPU without it (no native bf16) the bench reports it n/a (None).
+        assert apply["layers"] > 50 and apply["ok"] in (None, apply["median_s"] <= 1.0), out
     assert lines["same"]["fuse_count_before"] == lines["same"]["fuse_count_after"] == 1 and lines["same"]["ok"], out
     compiled = lines["compile"]
     assert compiled["graphs"] == 1 and compiled["graphs_after_each"] == [1, 1, 1, 1], out
@@ -67,7 +68,10 @@ def test_lora_bench_reports_consistent_figures_and_fails_only_on_an_enforced_mis
     done = subprocess.run([sys.executable, "bench/lora.py", "--tiny", "--check", "--figures", "apply", "same",
                            "--apply-rounds", "2", "--apply-limit", "0"], cwd=ROOT, env=ENV, capture_output=True,
                           text=True, timeout=300)
-    assert done.returncode == 1 and "missed: apply, apply_keep_buffers\n" in done.stdout, done.stdout + done.stderr
+    if lines["apply"]["ok"] is not None:
+        assert done.returncode == 1 and "missed: apply, apply_keep_buffers\n" in done.stdout, done.stdout + done.stderr
+    else:  # no fast path on this CPU (no native bf16): the apply target does not apply, so it cannot be missed
+        assert done.returncode == 0 and "target median <= 0 s (fast path): n/a" in done.stdout, done.stdout
     assert re.search(r"^same: .* target .*: ok$", done.stdout, flags=re.MULTILINE), done.stdout
 
 
@@ -81,7 +85,10 @@ def test_hires_bench_gives_the_engine_and_the_two_passes_by_hand_the_same_pixels
     out = run_bench("bench/hires.py", "--tiny", "--steps", "3", "--hires-steps", "5", "--denoising", "0.7",
                     "--batch", "2", "--runs", "3", "--threads", "1", "--limit", "100", "--out", str(tmp_path))
     (figure,) = read_figures(tmp_path, "hires")
-    assert figure["figure"] == "overhead" and figure["identical"] and "pixels: identical" in out, out
+    # The bench's own criterion: identical, or at most 1 level apart (some CPUs' kernels round the two paths apart).
+    diff = figure["max_abs_pixel_diff"]
+    assert figure["figure"] == "overhead" and diff <= 1 and figure["identical"] == (diff == 0), out
+    assert ("pixels: identical" if diff == 0 else f"pixels: max abs diff {diff}") in out, out
     assert (figure["size"], figure["hires_size"], figure["batch"]) == (64, 128, 2), out
     assert figure["hires_steps"] == figure["hires_steps_run"] == 5, out  # A1111's rule: exactly the hires steps
     assert figure["engine_job_steps"] == 3 + 5, out  # the engine's progress counted both passes
