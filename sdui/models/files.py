@@ -171,25 +171,6 @@ def read_shapes(path: Path) -> tuple[Shapes, dict[str, str]]:
     raise UnrecognizedModel(f"{path}: unknown file type {suffix!r} (expected .safetensors, .ckpt, .pt or .bin)", path)
 
 
-def stored_dtype(path: Path) -> torch.dtype | None:
-    """The floating dtype holding most of a single file's weight bytes (None when it cannot tell)."""
-    names = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
-    totals: dict[torch.dtype, int] = {}
-    if path.suffix.lower() in SAFETENSORS_SUFFIXES:
-        with path.open("rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(n))
-        for name, entry in header.items():
-            if name != "__metadata__" and entry.get("dtype") in names:
-                begin, end = entry["data_offsets"]
-                totals[names[entry["dtype"]]] = totals.get(names[entry["dtype"]], 0) + end - begin
-    else:
-        for value in load_pickle_state_dict(path).values():
-            if isinstance(value, torch.Tensor) and value.is_floating_point():
-                totals[value.dtype] = totals.get(value.dtype, 0) + value.numel() * value.element_size()
-    return max(totals, key=totals.get) if totals else None
-
-
 def pickle_globals(path: Path, limit: int = 64 * 2**20) -> list[str]:
     """Every global a plain (non-zip) pickle file names, found by disassembly; nothing is executed."""
     import io
