@@ -20,7 +20,7 @@ from sdui.engine import noise
 from sdui.engine.hires import LATENT_MODES, crop_image, is_latent_mode, second_pass_steps, upscale_latents
 from sdui.engine.modes import ModeInputs, prepare_inputs
 from sdui.engine.preview import PreviewTaker, ToHost, copy_to_host
-from sdui.engine.prompts import encode_prompt_pair, encode_prompt_pair_sdxl
+from sdui.engine.conditioning import PassConditioning, chunk_encoder, encode_pass, scheduled
 from sdui.engine.refiner import BatchCall, RefinerPass, check_takeover, open_refiner, refines, switch_step
 from sdui.engine.result import Progress, Result
 from sdui.engine.samplers import build_scheduler
@@ -135,9 +135,10 @@ class Engine:
         if at == 0:
             check_takeover(refiner, params.refiner_switch_at)
 
-        def encode(refiner_job) -> dict:
+        def encode(refiner_job) -> PassConditioning:
             return encode_conditioning(refiner_job.pipe, refiner_job.prompt, refiner_job.negative_prompt,
-                                       params.clip_skip, refiner_job.embeddings, run.embeddings_used_by(refiner_job))
+                                       params.clip_skip, refiner_job.embeddings, run.embeddings_used_by(refiner_job),
+                                       *run.timeline(hires_pass))
 
         run.refining.append(RefinerPass(refiner, at, encode))
         return run.refining[-1]
@@ -149,7 +150,7 @@ class Engine:
         pipe.set_progress_bar_config(disable=True)
         # Prompts are encoded once for the whole job (after the LoRAs changed the text encoders).
         conditioning = encode_conditioning(pipe, job.prompt, job.negative_prompt, params.clip_skip,
-                                           job.embeddings, run.embeddings_used_by(job))
+                                           job.embeddings, run.embeddings_used_by(job), *run.timeline())
         batches: list[_Batch] = []
         for batch_index in range(params.batch_count):
             if run.cancelled:
@@ -161,7 +162,8 @@ class Engine:
             self._set_scheduler(call.pipe, job, params.sampler, params.schedule, batch.seeds, call.prediction_type)
             on_step = run.reporter(batch_index * params.steps, params.steps, batch_index, self.preview_every,
                                    self._previews(call.pipe))
-            with call.callback(on_step) as callback, self._call_context():
+            with call.callback(on_step) as switching, self._call_context(), \
+                    scheduled(call.pipe, call.conditioning, switching, len(batch.seeds)) as callback:
                 latents = call_pipeline(call.pipe, params, inputs, call.conditioning, batch.seeds, batch.subseeds,
                                         callback)
             on_step.finish()
@@ -206,7 +208,8 @@ class Engine:
         with contextlib.ExitStack() as tiling:
             for vae in {id(p.vae): p.vae for p in pipes}.values():  # the VAEs that encode the start and decode
                 tiling.enter_context(vae_tiling(vae, size.width, size.height, self.manager.settings))
-            with call.callback(on_step) as callback, self._call_context():
+            with call.callback(on_step) as switching, self._call_context(), \
+                    scheduled(call.pipe, call.conditioning, switching, len(batch.seeds)) as callback:
                 latents = call_hires_pipeline(call.pipe, params, start, call.conditioning, batch.seeds, callback)
             on_step.finish()
             run.note_interrupt(call.pipe)
@@ -264,7 +267,7 @@ class _Run:
         self.params, self.progress, self.cancel = params, progress, cancel
         self.interrupted = False
         self.used_embeddings: list[tuple[EmbeddingSet, set[str]]] = []  # per prepared job
-        self._hires_conditioning: dict | None = None
+        self._hires_conditioning: PassConditioning | None = None
         self.refining: list[RefinerPass] = []  # the refiner's part in each pass that may switch
 
     @property
@@ -285,12 +288,17 @@ class _Run:
         self.used_embeddings.append((job.embeddings, set()))
         return self.used_embeddings[-1][1]
 
-    def hires_conditioning(self, pipe, job, params: GenerationParams) -> dict:
+    def hires_conditioning(self, pipe, job, params: GenerationParams) -> PassConditioning:
         """The hires prompts, encoded once for all batches of the job."""
         if self._hires_conditioning is None:
             self._hires_conditioning = encode_conditioning(pipe, job.prompt, job.negative_prompt, params.clip_skip,
-                                                           job.embeddings, self.embeddings_used_by(job))
+                                                           job.embeddings, self.embeddings_used_by(job),
+                                                           *self.timeline(hires_pass=True))
         return self._hires_conditioning
+
+    def timeline(self, hires_pass: bool = False) -> tuple[int, int | None]:
+        """(steps, hires_steps) that prompt editing counts in: the first pass's, or the hires pass's after it."""
+        return self.params.steps, self.params.hires_steps if hires_pass else None
 
     def refiner_infotext(self) -> dict[str, object]:
         """A1111's refiner keys, written only when the refiner took over in some pass."""
@@ -307,7 +315,7 @@ class _Run:
 
     def refiner_warnings(self) -> list[str]:
         """What preparing the refiner could not apply (a LoRA for another family...), when it took over."""
-        return [w for r in self.refining if r.took_over for w in r.refiner.job.warnings]
+        return [w for r in self.refining if r.took_over for w in [*r.refiner.job.warnings, *r.prompt_warnings()]]
 
     def reporter(self, offset: int, pass_steps: int, batch_index: int, preview_every: int,
                  previews: PreviewTaker) -> StepReporter:
@@ -357,19 +365,15 @@ def is_sdxl(pipe) -> bool:
 
 
 def encode_conditioning(pipe, prompt: str, negative_prompt: str, clip_skip: int = 1,
-                        embeddings: EmbeddingSet | None = None, used: set[str] | None = None) -> dict:
-    """Pipeline keyword arguments for the prompts: A1111-weighted embeddings (SD1/SD2 and SDXL).
+                        embeddings: EmbeddingSet | None = None, used: set[str] | None = None, steps: int = 1,
+                        hires_steps: int | None = None) -> PassConditioning:
+    """The prompts of a pass of `steps` (the hires pass after them: `hires_steps`), A1111-weighted, scheduled and
+    split at AND, encoded by `pipe`'s text encoder(s) (SD1/SD2 and SDXL).
 
     `used` receives the names of the textual-inversion embeddings the prompts used.
     """
-    if is_sdxl(pipe):
-        pairs = [(e, t) for e, t in ((pipe.text_encoder, pipe.tokenizer), (pipe.text_encoder_2, pipe.tokenizer_2))
-                 if e is not None]  # the SDXL refiner has only the second encoder
-        return encode_prompt_pair_sdxl([e for e, _ in pairs], [t for _, t in pairs], prompt, negative_prompt,
-                                       clip_skip, embeddings=embeddings, used=used)
-    positive, negative = encode_prompt_pair(pipe.text_encoder, pipe.tokenizer, prompt, negative_prompt, clip_skip,
-                                            embeddings=embeddings, used=used)
-    return {"prompt_embeds": positive, "negative_prompt_embeds": negative}
+    encode, tokenizer = chunk_encoder(pipe, clip_skip)
+    return encode_pass(encode, tokenizer, prompt, negative_prompt, steps, hires_steps, embeddings, used)
 
 
 def ti_hashes(embeddings: EmbeddingSet, used: set[str]) -> str:
@@ -382,11 +386,12 @@ def ti_hashes(embeddings: EmbeddingSet, used: set[str]) -> str:
     return ", ".join(entries)
 
 
-def call_pipeline(pipe, params: GenerationParams, inputs: ModeInputs, conditioning: dict, seeds: list[int],
-                  subseeds: list[int], on_step) -> torch.Tensor:
+def call_pipeline(pipe, params: GenerationParams, inputs: ModeInputs, conditioning: PassConditioning,
+                  seeds: list[int], subseeds: list[int], on_step) -> torch.Tensor:
     """One diffusers call for one batch; returns the final (or interrupted) latents."""
     n = len(seeds)
-    kwargs = {key: value.repeat(n, *[1] * (value.dim() - 1)) for key, value in conditioning.items()}
+    first = conditioning.at(0)
+    kwargs = {key: value.repeat(n, *[1] * (value.dim() - 1)) for key, value in first.items()}
     kwargs.update(num_inference_steps=params.steps, guidance_scale=params.cfg_scale, output_type="latent",
                   callback_on_step_end=on_step, callback_on_step_end_tensor_inputs=list(on_step.tensor_inputs))
     rng = dict(source=params.randn_source, device=pipe._execution_device, ensd=params.eta_noise_seed_delta)
@@ -395,7 +400,7 @@ def call_pipeline(pipe, params: GenerationParams, inputs: ModeInputs, conditioni
                  inputs.width // pipe.vae_scale_factor)
         batch = noise.batch_noise(seeds, shape, subseeds, params.subseed_strength, **rng)
         # The pipeline's own latents follow the prompt embeddings' dtype (the UNet may be stored in bf16).
-        dtype = conditioning["prompt_embeds"].dtype
+        dtype = first["prompt_embeds"].dtype
         kwargs.update(latents=batch.latents.to(dtype), generator=batch.generators,
                       width=inputs.width, height=inputs.height)
         if inputs.mask is not None:  # an inpainting model: from these latents, everything repainted
@@ -414,16 +419,17 @@ def call_pipeline(pipe, params: GenerationParams, inputs: ModeInputs, conditioni
     return latents
 
 
-def call_hires_pipeline(pipe, params: GenerationParams, start: torch.Tensor | list[Image.Image], conditioning: dict,
-                        seeds: list[int], on_step) -> torch.Tensor | None:
+def call_hires_pipeline(pipe, params: GenerationParams, start: torch.Tensor | list[Image.Image],
+                        conditioning: PassConditioning, seeds: list[int], on_step) -> torch.Tensor | None:
     """The hires second pass of one batch (img2img on `start`); None when the denoising strength is 0."""
     steps, strength = second_pass_steps(params)
     if strength <= 0:
         return None
     n = len(seeds)
-    kwargs = {key: value.repeat(n, *[1] * (value.dim() - 1)) for key, value in conditioning.items()}
+    first = conditioning.at(0)
+    kwargs = {key: value.repeat(n, *[1] * (value.dim() - 1)) for key, value in first.items()}
     if isinstance(start, torch.Tensor):
-        start = start.to(pipe.device, conditioning["prompt_embeds"].dtype)
+        start = start.to(pipe.device, first["prompt_embeds"].dtype)
     # Each image's own seed again, as A1111 draws the second pass's noise (no variation seed: see README).
     generators = noise.step_generators(seeds, source=params.randn_source, device=pipe._execution_device,
                                        ensd=params.eta_noise_seed_delta)

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from sdui.engine.conditioning import PassConditioning, cfg_pair
 from sdui.models.errors import ModelError, ModelNotFound
 from sdui.models.manager import Task
 from sdui.params import GenerationParams
@@ -18,8 +19,7 @@ from sdui.params import GenerationParams
 # A1111's sdxl_refiner_high_aesthetic_score / sdxl_refiner_low_aesthetic_score (the positive / negative prompt).
 HIGH_AESTHETIC_SCORE, LOW_AESTHETIC_SCORE = 6.0, 2.5
 # The conditioning tensors diffusers' denoising loops re-read from a step callback's return value (those in the
-# pipeline class's `_callback_tensor_inputs`): SD pipelines the first, SDXL pipelines all three. With CFG each is
-# the [negative, positive] concatenation the loop feeds the UNet.
+# pipeline class's `_callback_tensor_inputs`): SD pipelines the first, SDXL pipelines all three.
 CONDITIONING_TENSORS = ("prompt_embeds", "add_text_embeds", "add_time_ids")
 
 
@@ -180,19 +180,33 @@ def model_timestep(scheduler, timestep) -> torch.Tensor:
 class RefinerPass:
     """The refiner in one pass of a job: the call at which it takes over and its conditioning, encoded once."""
 
-    def __init__(self, refiner: Refiner, at: int, encode: Callable[[Any], dict]) -> None:
+    def __init__(self, refiner: Refiner, at: int, encode: Callable[[Any], PassConditioning]) -> None:
         self.refiner, self.at = refiner, at
         self._encode = encode
-        self._conditioning: dict | None = None
+        self._conditioning: PassConditioning | None = None
         self.took_over = False  # in some batch of the pass
 
-    def conditioning(self) -> dict:
+    def conditioning(self) -> PassConditioning:
         """The prompts encoded by the refiner's own text encoders (A1111 recomputes the conds at the switch)."""
         if self._conditioning is None:
             self._conditioning = self._encode(self.refiner.job)
         return self._conditioning
 
-    def call(self, pipe, conditioning: dict) -> BatchCall:
+    def prompt_warnings(self) -> list[str]:
+        """What of the prompts the refiner's steps leave out (they run the prompts as they are at the switch)."""
+        conditioning = self._conditioning
+        if conditioning is None or self.at == 0:
+            return []
+        warnings = []
+        if conditioning.composes:
+            warnings.append(f"the refiner '{self.refiner.title}' ran only the first AND part of the prompt "
+                            "(AND is applied in the base model's steps)")
+        if conditioning.changes_after(self.at):
+            warnings.append(f"the refiner '{self.refiner.title}' kept the prompts as they were when it took over: "
+                            "prompt editing and alternation after the switch were not applied")
+        return warnings
+
+    def call(self, pipe, conditioning: PassConditioning) -> BatchCall:
         """What one batch calls: `pipe`, switching part-way; when the refiner takes over at the first call, its
         own img2img / inpaint pipeline (it encodes the init image as the base would: same latents), or in txt2img
         `pipe` with the refiner's UNet and prompts from the start."""
@@ -210,7 +224,7 @@ class BatchCall:
     """One batch's diffusers call: the pipeline, its conditioning and, to switch part-way, the refiner pass."""
 
     pipe: Any
-    conditioning: dict
+    conditioning: PassConditioning
     prediction_type: str | None = None  # for the batch's scheduler; None: the pipeline's checkpoint's own
     refining: RefinerPass | None = None
     taken_over: bool = False
@@ -282,21 +296,21 @@ class RefinerSwitch:
 
     def _switch(self, pipe, tensors: dict) -> dict:
         refiner = self.refining.refiner
-        conditioning = self.refining.conditioning()
+        conditioning = self.refining.conditioning().at(self.refining.at)  # its prompts as they are from the switch on
         latents = tensors["latents"]
         rows = latents.shape[0]
         cfg = tensors["prompt_embeds"].shape[0] == 2 * rows
         self.take_over(pipe)
         like = tensors["prompt_embeds"]
-        new = {"prompt_embeds": _pair(conditioning["negative_prompt_embeds"], conditioning["prompt_embeds"], rows,
-                                      cfg, like)}
+        new = {"prompt_embeds": cfg_pair(conditioning["negative_prompt_embeds"], conditioning["prompt_embeds"],
+                                         rows, cfg, like)}
         if "add_time_ids" in tensors:
-            new["add_text_embeds"] = _pair(conditioning["negative_pooled_prompt_embeds"],
+            new["add_text_embeds"] = cfg_pair(conditioning["negative_pooled_prompt_embeds"],
                                            conditioning["pooled_prompt_embeds"], rows, cfg, like)
             height, width = (side * pipe.vae_scale_factor for side in latents.shape[-2:])
             ids = [torch.tensor([time_ids(refiner.pipe, height, width, score)])
                    for score in (LOW_AESTHETIC_SCORE, HIGH_AESTHETIC_SCORE)]
-            new["add_time_ids"] = _pair(*ids, rows, cfg, like)
+            new["add_time_ids"] = cfg_pair(*ids, rows, cfg, like)
         return new
 
 
@@ -310,11 +324,3 @@ def park(unet) -> None:
 
     if any(isinstance(h, CpuOffload) for h in getattr(hook, "hooks", [hook])):
         unet.to("cpu")  # its hook moves it back to the device when it runs again
-
-
-def _pair(negative: torch.Tensor, positive: torch.Tensor, rows: int, cfg: bool, like: torch.Tensor) -> torch.Tensor:
-    """[negative × rows, positive × rows] (only the positive without CFG), on `like`'s device and dtype."""
-    def repeat(t: torch.Tensor) -> torch.Tensor:
-        return t.repeat(rows, *[1] * (t.dim() - 1))
-    halves = [repeat(negative), repeat(positive)] if cfg else [repeat(positive)]
-    return torch.cat(halves).to(device=like.device, dtype=like.dtype)

@@ -300,3 +300,13 @@ def test_an_sdxl_refiner_continues_an_sdxl_base_with_its_own_conditioning(sdxl_e
     # txt2img from noise on an SDXL refiner alone (DDIM's 4 steps start a quarter done): refused before any step
     with pytest.raises(ValueError, match="refiner_switch_at 0.2 hands the whole pass to the refiner"):
         sdxl_engine.run(params.replace(sampler="DDIM", steps=4, refiner_switch_at=0.2))
+
+
+def test_the_refiner_says_what_of_the_prompt_its_steps_leave_out(engine):
+    plain = engine.run(job(refiner_switch_at=0.5))
+    assert not plain.warnings
+    edited = engine.run(job(prompt="a cat AND a dog", negative_prompt="[blurry:ugly:0.8]", refiner_switch_at=0.5))
+    assert any("only the first AND part" in w for w in edited.warnings)
+    assert any("prompt editing and alternation after the switch" in w for w in edited.warnings)
+    before = engine.run(job(prompt="a [cat:dog:0.2]", refiner_switch_at=0.5))  # switched before the refiner
+    assert not before.warnings
