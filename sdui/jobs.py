@@ -24,6 +24,7 @@ from PIL import Image
 from sdui.engine.postprocess import ExtrasParams, ExtrasResult, check_upscalers, run_extras
 from sdui.engine.result import Progress, Result
 from sdui.params import GenerationParams
+from sdui.scripts.xyz import PlotParams, PlotResult, check_names, run_plot, save_plot
 
 if TYPE_CHECKING:
     from sdui.engine.generate import Engine
@@ -68,11 +69,13 @@ class Job:
     """One generation (or Extras) request in the queue; created by `JobQueue.submit`."""
 
     def __init__(self, params: GenerationParams | ExtrasParams, owner: str, save: bool,
-                 position: Callable[[Job], int]) -> None:
+                 position: Callable[[Job], int], replace: str | None = None) -> None:
         self.id: str = uuid.uuid4().hex[:12]
         self.owner = owner
         self.params = params
         self.save = save
+        self.replace = replace  # the supersede key it was submitted with (see JobQueue.submit)
+        self.superseded = False  # a newer job of the same owner and key took its place
         self.state = JobState.QUEUED
         self.submitted_at = time.monotonic()
         self.created = datetime.now()  # wall clock, for A1111's job_timestamp
@@ -222,18 +225,49 @@ class JobQueue:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def submit(self, params: GenerationParams | ExtrasParams, owner: str = "", *, save: bool = True) -> Job:
-        """Validate `params` (ValueError at once) and queue a job; `save=False` keeps it in memory only."""
+    def submit(self, params: GenerationParams | ExtrasParams, owner: str = "", *, save: bool = True,
+               replace: str | None = None) -> Job:
+        """Validate `params` (ValueError at once) and queue a job; `save=False` keeps it in memory only.
+
+        `replace` (e.g. live mode's key): in one step, the owner's earlier jobs with the same key are superseded:
+        the running one is interrupted, a queued one is dropped and the new job takes its place in the line, so an
+        owner never holds more than one running and one waiting job per key and nobody else moves back.
+        """
         params.validate()
         if isinstance(params, ExtrasParams):
             check_upscalers(params, self.engine.manager.upscalers)
-        job = Job(params, owner, save, self.position)
+        if isinstance(params, PlotParams):
+            check_names(params, self.engine.manager)
+        job = Job(params, owner, save, self.position, replace)
         with self._cond:
             if self._stopping:
                 raise RuntimeError("the job queue is stopped")
-            self._queue.append(job)
+            dropped = self._supersede(owner, replace) if replace is not None else []
+            self._queue.insert(dropped[0][0] if dropped else len(self._queue), job)
             self._cond.notify_all()
+        for _, old in dropped:
+            old._finish(JobState.INTERRUPTED, result=_nothing_done(old.params))
+            with self._cond:
+                self._history.append(old)
         return job
+
+    def _supersede(self, owner: str, key: str) -> list[tuple[int, Job]]:
+        """Interrupt `owner`'s running job with `key`; take its queued ones out of the line (call under the lock).
+
+        Returns the dropped jobs with their former places.
+        """
+        def same(job: Job | None) -> bool:
+            return job is not None and job.owner == owner and job.replace == key
+
+        if same(self._current):
+            self._current.superseded = True
+            self._current.interrupt()
+        dropped = [(i, job) for i, job in enumerate(self._queue) if same(job)]
+        for place, job in reversed(dropped):
+            del self._queue[place]
+            job.superseded = True
+            job.interrupt()
+        return dropped
 
     def current(self) -> Job | None:
         with self._cond:
@@ -305,6 +339,8 @@ class JobQueue:
             if isinstance(job.params, ExtrasParams):
                 result = run_extras(job.params, self.engine.manager.upscalers, progress=job._on_progress,
                                     cancel=job._cancel)
+            elif isinstance(job.params, PlotParams):
+                result = run_plot(self.engine, job.params, progress=job._on_progress, cancel=job._cancel)
             else:
                 result = self.engine.run(job.params, progress=job._on_progress, cancel=job._cancel)
         except Exception as e:  # noqa: BLE001 - any failure belongs to this job, never to the worker
@@ -313,7 +349,12 @@ class JobQueue:
             return
         if job.save and self.writer is not None and result.images:
             try:
-                saved = self.writer.save_extras(result) if isinstance(result, ExtrasResult) else self.writer.save(result)
+                if isinstance(result, PlotResult):
+                    saved = save_plot(self.writer, result)
+                elif isinstance(result, ExtrasResult):
+                    saved = self.writer.save_extras(result)
+                else:
+                    saved = self.writer.save(result)
                 job.saved_paths = list(saved)
             except Exception as e:  # noqa: BLE001 - SaveError (an OSError) or a writer bug: keep the images
                 job.save_error = str(e)
@@ -325,4 +366,6 @@ def _nothing_done(params: GenerationParams | ExtrasParams) -> Result | ExtrasRes
     """The result of a job interrupted before it started."""
     if isinstance(params, ExtrasParams):
         return ExtrasResult(params=params, interrupted=True)
+    if isinstance(params, PlotParams):
+        return PlotResult(params=params.base, interrupted=True)
     return Result(params=params, interrupted=True)

@@ -52,6 +52,7 @@ class Settings:
     max_file_size_mb: int = 50
     upscaler_tile: int = 192  # A1111's ESRGAN_tile / ESRGAN_tile_overlap (pixels; tile 0 = whole image at once)
     upscaler_tile_overlap: int = 8
+    flags_given: frozenset[str] = frozenset()  # fields whose flag was on the command line: they win over config.json
 
     @property
     def server_name(self) -> str:
@@ -159,6 +160,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     """Turn argv into Settings; raises SystemExit with argparse's message on bad flags."""
     parser = build_parser()
     a = parser.parse_args(argv)
+    # argparse fills a default only where the namespace lacks the name: a second parse into a namespace of
+    # markers shows which flags were actually given.
+    unset = object()
+    seen = parser.parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(vars(a), unset)))
+    flags_given = frozenset(name for name, value in vars(seen).items() if value is not unset)
     try:
         gradio_auth = parse_credentials(a.gradio_auth) if a.gradio_auth else []
         if a.gradio_auth_path:
@@ -177,5 +183,5 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         models_max_bytes=int(a.models_max_gb * 2**30) if a.models_max_gb else None,
         download_default=a.download_default, compile=a.compile, fast_path=not a.no_fast_path,
         max_file_size_mb=a.max_file_size_mb, upscaler_tile=max(0, a.upscaler_tile),
-        upscaler_tile_overlap=max(0, a.upscaler_tile_overlap),
+        upscaler_tile_overlap=max(0, a.upscaler_tile_overlap), flags_given=flags_given,
     )

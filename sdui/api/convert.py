@@ -11,13 +11,14 @@ import io
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from PIL import Image
 
 import sdui
+from sdui.api import script_args
 from sdui.api.errors import ApiError
 from sdui.api.models import ImageResponse, Img2ImgRequest, ProcessingRequest, Txt2ImgRequest
 from sdui.engine import samplers
@@ -28,6 +29,7 @@ from sdui.outputs.save import png_bytes
 from sdui.outputs.paste import paste_infotext
 from sdui.params import (HIRES_REFINER_PASSES, RNG_SOURCES, SEED_MAX, GenerationParams, MaskedContent, Mode,
                          ResizeMode)
+from sdui.styles import StyleStore, apply_styles
 
 # GenerationParams names -> the A1111 field a client sent, for error messages.
 _API_NAMES = {"batch_count": "n_iter", "sampler": "sampler_name", "schedule": "scheduler",
@@ -108,16 +110,14 @@ def encode_png(image: Image.Image, infotext: str | None) -> str:
 def check_supported(req: ProcessingRequest) -> None:
     """Refuse (400) what a request asks for that sdui does not do yet; the defaults pass."""
     asked = []
-    if req.script_name:
-        asked.append(("script_name", f"scripts ({req.script_name!r})"))
+    if not script_args.is_supported(req.script_name):
+        asked.append(("script_name", f"scripts other than {', '.join(script_args.SCRIPTS)!r} ({req.script_name!r})"))
     if req.alwayson_scripts:
         asked.append(("alwayson_scripts", f"always-on scripts ({', '.join(map(str, req.alwayson_scripts))})"))
     if req.restore_faces:
         asked.append(("restore_faces", "face restoration"))
     if req.tiling:
         asked.append(("tiling", "tiling"))
-    if req.styles:
-        asked.append(("styles", "prompt styles"))
     if req.firstpass_image:
         asked.append(("firstpass_image", "a first-pass image"))
     if (req.seed_resize_from_w or 0) > 0 or (req.seed_resize_from_h or 0) > 0:
@@ -335,6 +335,29 @@ def validate(params: GenerationParams) -> GenerationParams:
     return params
 
 
+def with_styles(params: Any, names: list[str] | None, store: StyleStore) -> tuple[Any, list[str]]:
+    """`params` with the request's `styles` merged into its prompts (hires prompts too, when set), and warnings
+    about styles.csv rows that could not be read; 400 naming a style styles.csv does not have.
+
+    For an X/Y/Z plot (a script's params with a `base`), its base gets the styles: every cell starts from it.
+    """
+    if not names:
+        return params, []
+    if isinstance(getattr(params, "base", None), GenerationParams):
+        base, warnings = with_styles(params.base, names, store)
+        return replace(params, base=base), warnings
+    try:
+        styles = store.find(names)
+    except ValueError as e:
+        raise ApiError(400, f"styles: {e}; see /sdapi/v1/prompt-styles", "styles") from None
+    prompt, negative = apply_styles(params.prompt, params.negative_prompt, styles)
+    # A hires prompt left empty is the first pass's (already styled); one of its own gets the styles too, as A1111.
+    hr_prompt, hr_negative = apply_styles(params.hr_prompt, params.hr_negative_prompt, styles)
+    changes = dict(prompt=prompt, negative_prompt=negative, hr_prompt=params.hr_prompt and hr_prompt,
+                   hr_negative_prompt=params.hr_negative_prompt and hr_negative)
+    return validate(replace(params, **changes)), store.problems()
+
+
 def txt2img_params(req: Txt2ImgRequest, catalog: CatalogLike, *, upscalers: UpscalersLike | None = None,
                    lora_hashes: dict[str, str] | None = None, **defaults: Any) -> GenerationParams:
     """A validated txt2img GenerationParams from an A1111 txt2img request (hires fix included).
@@ -346,7 +369,8 @@ def txt2img_params(req: Txt2ImgRequest, catalog: CatalogLike, *, upscalers: Upsc
     fields["lora_hashes"] = dict(lora_hashes or {})
     if req.enable_hr:
         fields.update(_hires(req, catalog, upscalers), denoising_strength=req.denoising_strength)
-    return validate(GenerationParams(mode=Mode.TXT2IMG, **fields))
+    params = validate(GenerationParams(mode=Mode.TXT2IMG, **fields))
+    return script_args.with_script(req.script_name, req.script_args, params)
 
 
 def _with_defaults(given: dict[str, Any]) -> dict[str, Any]:
@@ -431,10 +455,11 @@ def img2img_params(req: Img2ImgRequest, catalog: CatalogLike, *, max_bytes: int 
         mask_invert=bool(_choice(req.inpainting_mask_invert, (0, 1), "inpainting_mask_invert", "0 or 1")),
         mask_blur=blur, inpaint_full_res=req.inpaint_full_res,
         inpaint_full_res_padding=req.inpaint_full_res_padding, **fields)
-    return validate(params)
+    return script_args.with_script(req.script_name, req.script_args, validate(params))
 
 
-def info_json(result: Result, job_timestamp: datetime, warnings: list[str] | None = None) -> str:
+def info_json(result: Result, job_timestamp: datetime, warnings: list[str] | None = None,
+              styles: list[str] | None = None) -> str:
     """The `info` JSON string A1111 returns (Processed.js()), from what actually ran."""
     p = result.params
     n = len(result.images)
@@ -453,7 +478,7 @@ def info_json(result: Result, job_timestamp: datetime, warnings: list[str] | Non
         "denoising_strength": p.denoising_strength if p.mode is not Mode.TXT2IMG else None,
         "extra_generation_params": {k: v for k, v in result.extra.items() if k not in ("VAE", "VAE hash")},
         "index_of_first_image": 0, "infotexts": list(result.infotexts),
-        "styles": [], "job_timestamp": job_timestamp.strftime("%Y%m%d%H%M%S"), "clip_skip": p.clip_skip,
+        "styles": list(styles or []), "job_timestamp": job_timestamp.strftime("%Y%m%d%H%M%S"), "clip_skip": p.clip_skip,
         "is_using_inpainting_conditioning": False, "version": f"sdui {sdui.__version__}",
         "interrupted": result.interrupted, "warnings": [*(warnings or []), *result.warnings],
     }
@@ -472,4 +497,5 @@ def build_response(req: ProcessingRequest, result: Result, job_timestamp: dateti
         parameters["init_images"] = None
         parameters["mask"] = None
     parameters.pop("include_init_images", None)
-    return ImageResponse(images=images, parameters=parameters, info=info_json(result, job_timestamp, warnings))
+    info = info_json(result, job_timestamp, warnings, req.styles)
+    return ImageResponse(images=images, parameters=parameters, info=info)

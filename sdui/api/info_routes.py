@@ -6,75 +6,53 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body
 
+from sdui.api import script_args
 from sdui.api.context import ApiContext, set_default_checkpoint
-from sdui.api.convert import SCHEDULER_IDS, check_ensd, check_randn_source, resolve_vae
+from sdui.api.convert import SCHEDULER_IDS, resolve_vae
 from sdui.api.errors import ApiError
-from sdui.api.models import (EmbeddingsResponse, LoraItem, MemoryResponse, OptionsUpdate, SamplerItem, SchedulerItem,
-                             ScriptsList, SDModelItem, SDVaeItem, UpscalerItem)
+from sdui.api.models import (EmbeddingsResponse, LoraItem, MemoryResponse, PromptStyleItem, SamplerItem,
+                             SchedulerItem, ScriptsList, SDModelItem, SDVaeItem, UpscalerItem)
 from sdui.engine import samplers
 from sdui.engine.hires import LATENT_MODES
 from sdui.models.errors import ModelError
 from sdui.models.files import read_safetensors_header
 from sdui.networks.embeddings import Embedding, EmbeddingSet
 from sdui.networks.folders import NetworkFile
+from sdui.options import OptionError, UnknownOption
 
 _SECRET_FLAGS = ("api_auth", "gradio_auth")
-# Options sdui reports but fixes at start: name -> the flag that sets it.
-_READ_ONLY = {"samples_format": "--save-format", "samples_save": "--no-save", "outdir_samples": "--outputs-dir",
-              "outdir_txt2img_samples": "--outputs-dir", "outdir_img2img_samples": "--outputs-dir",
-              "sd_checkpoints_limit": "--models-in-memory"}
 
 
 def current_options(ctx: ApiContext) -> dict[str, Any]:
-    """The A1111 options sdui knows, with their values now."""
-    with ctx.lock:
-        checkpoint, clip_skip, vae = ctx.checkpoint, ctx.clip_skip, ctx.vae
-        randn_source, ensd = ctx.randn_source, ctx.eta_noise_seed_delta
-    if checkpoint is None:
+    """The A1111 options sdui knows, with their values now (the checkpoint: the current model when none is set)."""
+    values = ctx.options.values()
+    if not values["sd_model_checkpoint"]:
         try:
-            checkpoint = ctx.manager.info(None).title
+            values["sd_model_checkpoint"] = ctx.manager.info(None).title
         except ModelError:
-            checkpoint = None
-    out = Path(ctx.settings.outputs_dir)
-    return {"sd_model_checkpoint": checkpoint, "CLIP_stop_at_last_layers": clip_skip,
-            "samples_format": ctx.settings.save_format, "samples_save": not ctx.settings.no_save,
-            "outdir_samples": "", "outdir_txt2img_samples": str(out / "txt2img-images"),
-            "outdir_img2img_samples": str(out / "img2img-images"), "sd_vae": vae,
-            "sd_checkpoints_limit": ctx.settings.models_in_memory, "randn_source": randn_source,
-            "eta_noise_seed_delta": ensd}
+            values["sd_model_checkpoint"] = None
+    return values
 
 
-def update_options(ctx: ApiContext, update: OptionsUpdate) -> None:
-    """Apply the options a client may change; refuse (400) changes to the ones fixed at start."""
-    changes = update.model_dump(exclude_unset=True)
-    now = current_options(ctx)
-    for name, value in changes.items():
-        if name in _READ_ONLY and value != now[name]:
-            raise ApiError(400, f"option {name} is fixed when sdui starts ({_READ_ONLY[name]}); "
-                                f"it is {now[name]!r}, got {value!r}", name)
-    clip_skip = changes.get("CLIP_stop_at_last_layers")
-    if "CLIP_stop_at_last_layers" in changes and (clip_skip is None or not 1 <= clip_skip <= 12):
-        raise ApiError(400, f"CLIP_stop_at_last_layers must be between 1 and 12; got {clip_skip!r}",
-                       "CLIP_stop_at_last_layers")
-    randn_source = check_randn_source(changes["randn_source"], "randn_source") if "randn_source" in changes else None
-    ensd = changes.get("eta_noise_seed_delta")
-    ensd = check_ensd(ensd, "eta_noise_seed_delta") if "eta_noise_seed_delta" in changes else None
-    vae = resolve_vae(changes["sd_vae"], ctx.manager.extras.vaes, "sd_vae") if "sd_vae" in changes else None
+def update_options(ctx: ApiContext, changes: dict[str, Any]) -> None:
+    """Check all `changes` (422 for an unknown name, 400 for a bad value or one a flag fixes), then apply and save
+    them: a checkpoint loads and a VAE is checked against it first, as A1111 does when they are set."""
+    try:
+        ctx.options.check(changes)
+    except UnknownOption as e:
+        raise ApiError(422, str(e), e.name) from None
+    except OptionError as e:
+        raise ApiError(400, str(e), e.name) from None
+    changes = dict(changes)
+    if "sd_vae" in changes:
+        changes["sd_vae"] = resolve_vae(changes["sd_vae"], ctx.manager.extras.vaes, "sd_vae")
     if "sd_model_checkpoint" in changes:
-        set_default_checkpoint(ctx, changes["sd_model_checkpoint"])
-    if vae is not None:
-        ctx.manager.check_vae(vae, ctx.checkpoint)  # as A1111 loads it when set: a misfit is refused now, not later
-        with ctx.lock:
-            ctx.vae = vae
-    with ctx.lock:
-        if clip_skip is not None:
-            ctx.clip_skip = clip_skip
-        if randn_source is not None:
-            ctx.randn_source = randn_source
-        if ensd is not None:
-            ctx.eta_noise_seed_delta = ensd
+        set_default_checkpoint(ctx, changes.pop("sd_model_checkpoint"))
+    if "sd_vae" in changes:
+        ctx.manager.check_vae(changes["sd_vae"], ctx.checkpoint)  # a misfit is refused now, not at the next job
+    ctx.options.update(changes)
 
 
 def cmd_flags(ctx: ApiContext) -> dict[str, Any]:
@@ -159,8 +137,8 @@ def add_info_routes(router: APIRouter, ctx: ApiContext) -> None:
         return current_options(ctx)
 
     @router.post("/options")
-    def set_options(update: OptionsUpdate) -> None:
-        update_options(ctx, update)
+    def set_options(changes: dict[str, Any] = Body(..., examples=[{"CLIP_stop_at_last_layers": 2}])) -> None:
+        update_options(ctx, changes)
 
     @router.get("/samplers", response_model=list[SamplerItem])
     def sampler_list() -> list[SamplerItem]:
@@ -182,7 +160,7 @@ def add_info_routes(router: APIRouter, ctx: ApiContext) -> None:
 
     @router.get("/scripts", response_model=ScriptsList)
     def scripts() -> ScriptsList:
-        return ScriptsList()
+        return ScriptsList(txt2img=list(script_args.SCRIPTS), img2img=list(script_args.SCRIPTS))
 
     @router.get("/script-info")
     def script_info() -> list:
@@ -217,9 +195,10 @@ def add_info_routes(router: APIRouter, ctx: ApiContext) -> None:
     def refresh_embeddings() -> None:
         ctx.manager.extras.refresh()
 
-    @router.get("/prompt-styles")
-    def prompt_styles() -> list:
-        return []
+    @router.get("/prompt-styles", response_model=list[PromptStyleItem])
+    def prompt_styles() -> list[PromptStyleItem]:
+        return [PromptStyleItem(name=s.name, prompt=s.prompt, negative_prompt=s.negative_prompt)
+                for s in ctx.styles.styles().values()]
 
     @router.get("/face-restorers")
     def face_restorers() -> list:

@@ -192,22 +192,10 @@ class EmbeddingsResponse(BaseModel):
     skipped: dict[str, Any] = Field(default_factory=dict)
 
 
-class OptionsUpdate(BaseModel):
-    """POST /sdapi/v1/options: the A1111 options sdui knows; any other key is refused (422)."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    sd_model_checkpoint: str | None = None
-    CLIP_stop_at_last_layers: int | None = None
-    samples_format: str | None = None
-    samples_save: bool | None = None
-    outdir_samples: str | None = None
-    outdir_txt2img_samples: str | None = None
-    outdir_img2img_samples: str | None = None
-    sd_vae: str | None = None
-    sd_checkpoints_limit: int | None = None
-    randn_source: str | None = None
-    eta_noise_seed_delta: int | None = None
+class PromptStyleItem(BaseModel):
+    name: str
+    prompt: str | None = None
+    negative_prompt: str | None = None
 
 
 class ExtrasBaseRequest(_Request):

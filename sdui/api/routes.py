@@ -30,14 +30,21 @@ from sdui.settings import Settings
 if TYPE_CHECKING:
     from sdui.models.catalog import Catalog
     from sdui.models.manager import ModelManager
+    from sdui.options import Options
+    from sdui.styles import StyleStore
 
 PREFIX = "/sdapi/v1"
 
 
 def mount_api(app: FastAPI, *, queue: JobQueue, manager: "ModelManager", catalog: "Catalog",
-              settings: Settings) -> None:
-    """Add the A1111-compatible /sdapi/v1 routes to `app` (HTTP Basic on all of them with --api-auth)."""
-    ctx = ApiContext(queue=queue, manager=manager, catalog=catalog, settings=settings)
+              settings: Settings, options: "Options | None" = None, styles: "StyleStore | None" = None) -> None:
+    """Add the A1111-compatible /sdapi/v1 routes to `app` (HTTP Basic on all of them with --api-auth).
+
+    `options`: the store /options reads and writes (app.py's, kept in config.json); None keeps one in memory.
+    `styles`: app.py's styles.csv store (the UI's too); None: the data dir's styles.csv.
+    """
+    ctx = ApiContext(queue=queue, manager=manager, catalog=catalog, settings=settings, options=options,
+                     styles=styles)
     owner_dep = make_owner_dependency(settings.api_auth)
     router = APIRouter(prefix=PREFIX, route_class=ApiRoute, dependencies=[Depends(owner_dep)], tags=["sdapi"])
     _add_generation_routes(router, ctx, owner_dep)
@@ -62,6 +69,8 @@ def _add_docs(app: FastAPI, router: APIRouter, owner_dep: Any) -> None:
 
 
 def _run(ctx: ApiContext, req: Any, params: GenerationParams, owner: str, warnings: list[str]) -> ImageResponse:
+    params, style_warnings = convert.with_styles(params, req.styles, ctx.styles)
+    warnings = [*warnings, *style_warnings]
     job = ctx.queue.submit(params, owner, save=req.save_images and not req.do_not_save_samples)
     result = job.wait()
     return convert.build_response(req, result, job.created, warnings)

@@ -94,7 +94,9 @@ NOT_APPLIED: tuple[tuple[str, str], ...] = (
     ("CFG scale minimum", "sdui has no Dynamic thresholding (CFG fix)"),
     ("Template", "a Dynamic Prompts template: sdui has no Dynamic Prompts (the prompt above is its expansion)"),
     ("Negative Template", "a Dynamic Prompts template: sdui has no Dynamic Prompts (the prompt is its expansion)"),
-    ("Script", "sdui has no scripts yet"),
+    ("Script", "a script's settings are not restored from an infotext: choose it under Script (X/Y/Z plot)"),
+    *((f"{axis} {part}", "an X/Y/Z plot grid's axis: set it under Script → X/Y/Z plot (the picture pasted is "
+                          "the grid's first cell)") for axis in "XYZ" for part in ("Type", "Values")),
     ("Batch pos", "the picture's place in its batch (its Seed says which image it was)"),
 )
 

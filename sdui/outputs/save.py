@@ -73,12 +73,18 @@ class OutputWriter:
         self.root = Path(root)
         self.fmt = key
         self.enabled = enabled
+        # Folder name (`txt2img-images`, `extras-images`, ...) -> where those go, when not `<root>/<name>`.
+        self.folders: dict[str, Path] = {}
         self._guard = threading.Lock()
         self._folder_locks: dict[Path, threading.Lock] = {}
 
     def folder_for(self, mode: str, day: date | None = None) -> Path:
-        """`<root>/<mode>-images/YYYY-MM-DD` (today when `day` is None)."""
-        return self.root / f"{mode}-images" / (day or date.today()).isoformat()
+        """`<root>/<mode>-images/YYYY-MM-DD` (today when `day` is None; `folders` may move `<mode>-images`)."""
+        return self.folder(f"{mode}-images") / (day or date.today()).isoformat()
+
+    def folder(self, name: str) -> Path:
+        """Where the `name` folder (`txt2img-images`, `txt2img-grids`, ...) is: `<root>/<name>` unless moved."""
+        return self.folders.get(name, self.root / name)
 
     def save(self, result: Result) -> list[Path]:
         """Save every image of `result`; return their paths ([] when saving is off).
@@ -106,7 +112,7 @@ class OutputWriter:
         text) as its EXIF UserComment. Raises SaveError like `save`."""
         if not self.enabled or not result.images:
             return []
-        folder = self.root / EXTRAS_FOLDER
+        folder = self.folder(EXTRAS_FOLDER)
         saved: list[Path] = []
         for i, image in enumerate(result.images):
             postprocessing = result.infotexts[i] if i < len(result.infotexts) else ""
@@ -126,6 +132,19 @@ class OutputWriter:
                 raise SaveError(_message(e, folder, len(saved), len(result.images)), saved, e.errno) from e
         return saved
 
+    def save_grid(self, image: Image.Image, info: str, mode: str, basename: str = "grid") -> Path | None:
+        """Save a grid as A1111 names grids: `<mode>-grids/YYYY-MM-DD/<basename>-NNNN.<ext>` with `info` as its
+        infotext; None when saving is off. Raises SaveError like `save`."""
+        if not self.enabled:
+            return None
+        folder = self.folder(f"{mode}-grids") / date.today().isoformat()
+        data, too_long = _encode(image, info, self.fmt)
+        names = functools.partial(_grid_names, folder, basename, self.fmt)
+        try:
+            return self._write(folder, data, names, info if too_long else "")
+        except OSError as e:
+            raise SaveError(_message(e, folder, 0, 1), [], e.errno) from e
+
     def _save_one(self, folder: Path, image: Image.Image, seed: int, info: str) -> Path:
         data, sidecar = _encode(image, info, self.fmt)
         names = functools.partial(_numbered_names, folder, f"{seed}.{self.fmt}")
@@ -135,6 +154,7 @@ class OutputWriter:
         """Write `data` under the first free name of `names()` (called under the folder's lock; never replacing a
         file); `sidecar` text goes to a .txt beside it."""
         folder.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)  # the file lock lives there, even when `folders` moved this one
         temp = _write_temp(folder, data, ".tmp")
         try:
             with self._lock(folder):
@@ -272,6 +292,11 @@ def _write_temp(folder: Path, data: bytes, suffix: str) -> Path:
 def _numbered_names(folder: Path, suffix: str) -> Iterable[str]:
     """`NNNNN-<suffix>` from the next free number on (call under the folder's lock)."""
     return (f"{number:05d}-{suffix}" for number in itertools.count(next_number(folder)))
+
+
+def _grid_names(folder: Path, basename: str, ext: str) -> Iterable[str]:
+    """A1111's grid names: `<basename>-NNNN.<ext>` from the next free number on."""
+    return (f"{basename}-{number:04d}.{ext}" for number in itertools.count(next_extras_number(folder, basename)))
 
 
 def _extras_names(folder: Path, name: str | None, ext: str) -> Iterable[str]:

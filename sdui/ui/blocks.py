@@ -6,8 +6,11 @@ import gradio as gr
 
 from sdui.ui import extras, img2img, inpaint, networks, outpaint, pnginfo, topbar, txt2img
 from sdui.ui import panel as panel_ui
+from sdui.ui import prompt_tools
 from sdui.ui import results as results_ui
+from sdui.ui import settings_tab, ui_config
 from sdui.ui.context import UIContext
+from sdui.ui.notify import NOTIFY_JS
 
 TITLE = "sdui"
 GENERATE_TABS = {"txt2img": txt2img, "img2img": img2img, "inpaint": inpaint, "outpaint": outpaint}
@@ -35,6 +38,7 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
             panels = {name: module.build(ctx) for name, module in GENERATE_TABS.items()}
             extras_tab = extras.build(ctx)  # before PNG info, as in A1111
             png = pnginfo.build()
+            settings = settings_tab.build(ctx) if getattr(ctx, "options", None) else None  # after PNG info, as A1111
         topbar.bind(ctx, bar)
         for name, module in GENERATE_TABS.items():
             module.bind(ctx, panels[name], bar)
@@ -47,7 +51,16 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
             _bind_send_to(source.results, tabs, panels, extras_tab,
                           (source.fields["prompt"], source.fields["negative_prompt"]))
         _bind_send_to(extras_tab.results, tabs, panels, extras_tab)
-        demo.load(None, js=page_js(CTRL_ENTER_JS, networks.CARDS_JS, pnginfo.DROP_JS))
+        if settings is not None:
+            settings_tab.bind(ctx, settings, bar, demo)
+            # Once every widget exists: ui-config.json's defaults; its problems join config.json's in the tab.
+            ui_config_path = ui_config.path_beside(ctx.options)
+            report = ui_config.apply(demo, ui_config_path, skip_tabs=(settings_tab.TAB,))
+            settings_tab.show_messages(settings, report.messages)
+            settings_tab.bind_defaults(settings, report.widgets, ui_config_path)
+        prompt_tools.bind(ctx, panels.values(), demo)
+        demo.load(None, js=page_js(CTRL_ENTER_JS, networks.CARDS_JS, pnginfo.DROP_JS, NOTIFY_JS,
+                                   prompt_tools.EDIT_ATTENTION_JS))
     return demo
 
 

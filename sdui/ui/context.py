@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from sdui.jobs import JobQueue
     from sdui.models.catalog import Catalog
     from sdui.models.manager import ModelManager
+    from sdui.options import Options
+    from sdui.styles import StyleStore
 
 # Every generate event shares this Gradio concurrency id with limit 1: one device, one FIFO line.
 DEVICE_CONCURRENCY_ID = "device"
@@ -24,3 +26,5 @@ class UIContext:
     manager: ModelManager
     catalog: Catalog
     settings: Settings
+    options: Options | None = None  # app.py's store (config.json); None in tests that need no Settings tab
+    styles: StyleStore | None = None  # app.py's styles.csv store, shared with the API; None: the data dir's own

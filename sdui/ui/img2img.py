@@ -11,6 +11,7 @@ from sdui.params import GenerationParams, Mode, ResizeMode
 from sdui.ui import panel as panel_ui
 from sdui.ui import networks, run
 from sdui.ui import refiner as refiner_ui
+from sdui.ui import xyz as xyz_ui
 from sdui.ui.context import UIContext
 from sdui.ui.topbar import TopBar
 
@@ -20,7 +21,8 @@ def build(ctx: UIContext) -> panel_ui.Panel:
     with gr.Tab("img2img", id="img2img"):
         return panel_ui.build("img2img", ctx.settings.outputs_dir, extras=_extras,
                               networks=partial(networks.build, ctx),
-                              below_steps=partial(refiner_ui.build, ctx, "img2img"))
+                              below_steps=partial(refiner_ui.build, ctx, "img2img"),
+                              bottom=partial(xyz_ui.build, "img2img"))
 
 
 def _extras() -> dict[str, Any]:
@@ -37,12 +39,15 @@ def bind(ctx: UIContext, panel: panel_ui.Panel, bar: TopBar) -> None:
     """Wire Generate (api_name "img2img"), Interrupt, the panel buttons and size-follows-upload."""
     image = panel.fields["init_image"]
     panel_ui.bind_size_follows_picture(panel, image)
-    run.bind_tab(ctx, panel, bar, "img2img", to_params)
+    run.bind_tab(ctx, panel, bar, "img2img", to_params, skip=xyz_ui.NOT_INPUTS)
+    xyz_ui.bind(ctx, "img2img", panel.extras)
     refiner_ui.bind(ctx, panel, bar.refresh)
 
 
-def to_params(fields: dict[str, Any]) -> GenerationParams:
-    """Widget values by name → GenerationParams; a clear error when no picture was given."""
+def to_params(fields: dict[str, Any]) -> GenerationParams | xyz_ui.PlotParams:
+    """Widget values by name → GenerationParams (or the X/Y/Z plot over them); a clear error when no picture
+    was given."""
     if fields.get("init_image") is None:
         raise ValueError("img2img needs a picture: drop an image into the Image box first")
-    return panel_ui.params_from_fields(refiner_ui.fields_for_params(fields), mode=Mode.IMG2IMG)
+    params = panel_ui.params_from_fields(refiner_ui.fields_for_params(fields), mode=Mode.IMG2IMG)
+    return xyz_ui.with_script(fields, params)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from sdui.engine import samplers
 from sdui.params import BATCH_COUNT_MAX, BATCH_SIZE_MAX, SEED_MAX, SIZE_MAX, SIZE_MIN, STEPS_MAX, GenerationParams
+from sdui.ui import prompt_tools as prompt_tools_ui
 from sdui.ui import results as results_ui
 
 if TYPE_CHECKING:
@@ -39,23 +40,29 @@ class Panel:
     reuse_seed: gr.Button
     extras: dict[str, gr.components.Component] = field(default_factory=dict)  # tab widgets that are not fields
     networks: NetworksPanel | None = None  # the tab's extra networks panel, when it has one
+    prompt_tools: prompt_tools_ui.PromptTools | None = None  # Styles row and token counters (wired by blocks.py)
 
 
 def build(tab: str, outputs_dir: Path, extras: Callable[[], dict[str, Any]] | None = None,
           show_size: bool = True, networks: Callable[[str], NetworksPanel] | None = None,
-          below_steps: Callable[[], dict[str, Any]] | None = None) -> Panel:
+          below_steps: Callable[[], dict[str, Any]] | None = None,
+          bottom: Callable[[], dict[str, Any]] | None = None) -> Panel:
     """Lay out a tab: prompt row on top, then `networks(tab)` (the extra networks panel), settings (with the
-    tab's own `extras` first, `below_steps` under the steps slider) left, results right.
+    tab's own `extras` first, `below_steps` under the steps slider, `bottom` last, as A1111's Script) left, results
+    right.
 
-    `extras()` and `below_steps()` build the tab's own widgets and return them by name; names that are
+    `extras()`, `below_steps()` and `bottom()` build the tab's own widgets and return them by name; names that are
     GenerationParams fields become panel fields, the others land in `Panel.extras`.
     """
     with gr.Row(equal_height=False):
         with gr.Column(scale=6):
+            prompt_counter = prompt_tools_ui.token_counter(tab, "prompt")
             prompt = gr.Textbox("", label="Prompt", lines=3, max_lines=12, elem_id=f"{tab}_prompt",
                                 placeholder="Prompt (Ctrl+Enter to generate)")
+            negative_counter = prompt_tools_ui.token_counter(tab, "neg_prompt")
             negative = gr.Textbox("", label="Negative prompt", lines=2, max_lines=12, elem_id=f"{tab}_neg_prompt",
                                   placeholder="Negative prompt")
+            tools = prompt_tools_ui.build(tab, prompt_counter, negative_counter)
         with gr.Column(scale=1, min_width=160):
             generate = gr.Button("Generate", variant="primary", elem_id=f"{tab}_generate")
             interrupt = gr.Button("Interrupt", variant="stop", elem_id=f"{tab}_interrupt")
@@ -97,6 +104,7 @@ def build(tab: str, outputs_dir: Path, extras: Callable[[], dict[str, Any]] | No
                                         elem_id=f"{tab}_batch_count")
                 batch_size = gr.Slider(1, BATCH_SIZE_MAX, value=1, step=1, label="Batch size",
                                        elem_id=f"{tab}_batch_size")
+            own.update(bottom() if bottom else {})
         with gr.Column(scale=1):
             results = results_ui.build(tab, outputs_dir)
     fields = {"prompt": prompt, "negative_prompt": negative, "sampler": sampler, "schedule": schedule,
@@ -106,7 +114,8 @@ def build(tab: str, outputs_dir: Path, extras: Callable[[], dict[str, Any]] | No
     fields.update({name: widget for name, widget in own.items() if name in _PARAM_FIELDS})
     return Panel(tab=tab, fields=fields, generate=generate, interrupt=interrupt, paste=paste, dropped=dropped,
                  results=results, swap_size=swap_size, random_seed=random_seed, reuse_seed=reuse_seed,
-                 extras={name: widget for name, widget in own.items() if name not in _PARAM_FIELDS},
+                 extras={**{name: widget for name, widget in own.items() if name not in _PARAM_FIELDS},
+                         **prompt_tools_ui.extras(tools)}, prompt_tools=tools,
                  networks=network_panel)
 
 
@@ -122,7 +131,7 @@ def bind(panel: Panel) -> None:
 
 def params_from_fields(values: dict[str, Any], **overrides: Any) -> GenerationParams:
     """Build GenerationParams by field name from widget values (numbers arrive as floats from sliders)."""
-    merged = {**values, **overrides}
+    merged = prompt_tools_ui.with_styles({**values, **overrides})  # ValueError for a style no longer listed
     kwargs = {name: _coerce(name, value) for name, value in merged.items() if name in _PARAM_FIELDS}
     if kwargs.get("checkpoint") in ("", None):
         kwargs["checkpoint"] = None

@@ -1,4 +1,5 @@
-"""The results side of a tab: progress bar, live preview, gallery of saved files, infotext, warnings, send buttons."""
+"""The results side of a tab: progress bar, live preview, gallery of saved files, infotext, warnings, send buttons,
+and on the generation tabs 📂 / 💾 Save (handlers in `saving.py`) and the Live toggle (wired in `live.py`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import gradio as gr
 
 SEND_TARGETS = ("img2img", "inpaint", "outpaint", "extras")  # the generation tabs' results
 PICTURE_TARGETS = ("img2img", "inpaint", "outpaint")  # the tabs that take a picture (and so Extras' results)
+# The tabs whose jobs `run.follow` follows: it records the shown job, which Save keeps.
+FILE_BUTTON_TABS = ("txt2img", "img2img", "inpaint", "outpaint")
+LIVE_TABS = ("txt2img", "img2img")
 PROGRESS_CSS = ".sdui-progress-bar { width: 100%; height: 14px; accent-color: #f97316; }"
 WARNINGS_CSS = """
 .sdui-warnings { border: 1px solid #f59e0b; border-radius: 6px; padding: 6px 10px;
@@ -32,12 +36,18 @@ class Results:
     send: dict[str, gr.Button]
     # What PNG info's Regenerate could not apply from the infotext: the job it starts shows them with its own.
     pasted_warnings: gr.State
+    shown: gr.State  # id of the Job whose images the gallery shows (what 💾 Save keeps)
+    saved: gr.Markdown  # where 💾 Save put them; cleared when a new job finishes
+    save: gr.Button | None = None  # 💾, on FILE_BUTTON_TABS
+    open_folder: gr.Button | None = None  # 📂, on FILE_BUTTON_TABS
+    live: gr.Checkbox | None = None  # on LIVE_TABS
+    live_run: gr.Button | None = None  # hidden: the page script clicks it once the settings rest (see live.py)
 
     @property
     def outputs(self) -> list[gr.components.Component]:
         """Everything a generate handler may update, in one fixed list."""
         return [self.progress, self.preview, self.gallery, self.infotext, self.data, self.warnings, self.selected,
-                self.job, self.pasted_warnings]
+                self.job, self.pasted_warnings, self.shown, self.saved]
 
 
 def build(tab: str, outputs_dir: Path, send_targets: tuple[str, ...] = SEND_TARGETS,
@@ -48,6 +58,8 @@ def build(tab: str, outputs_dir: Path, send_targets: tuple[str, ...] = SEND_TARG
                        elem_id=f"{tab}_preview", height=256)
     gallery = gr.Gallery(label="Output", format="png", columns=2, height=480, interactive=False,
                          elem_id=f"{tab}_gallery", object_fit="contain")
+    buttons = _file_buttons(tab) if tab in FILE_BUTTON_TABS else {}
+    saved = gr.Markdown("", elem_id=f"{tab}_saved")
     infotext = gr.Textbox(label=info_label, lines=4, interactive=False, elem_id=f"{tab}_infotext")
     warnings = gr.HTML("", elem_id=f"{tab}_warnings", css_template=WARNINGS_CSS, js_on_load=None)
     data = gr.JSON(value=empty_data(), visible=False, label="Result data")
@@ -56,7 +68,21 @@ def build(tab: str, outputs_dir: Path, send_targets: tuple[str, ...] = SEND_TARG
                 for target in send_targets}
     gr.Markdown(f"Images are saved in `{outputs_dir}`", elem_id=f"{tab}_outputs_folder")
     return Results(progress=progress, preview=preview, gallery=gallery, infotext=infotext, warnings=warnings, data=data,
-                   selected=gr.State(0), job=gr.State(None), send=send, pasted_warnings=gr.State([]))
+                   selected=gr.State(0), job=gr.State(None), send=send, pasted_warnings=gr.State([]),
+                   shown=gr.State(None), saved=saved, **buttons)
+
+
+def _file_buttons(tab: str) -> dict[str, Any]:
+    """A1111's row under the gallery: 📂, 💾 Save, and (live tabs) the Live toggle with its hidden trigger."""
+    from sdui.ui.live import LIVE_INFO
+
+    with gr.Row(equal_height=True):
+        open_folder = gr.Button("📂", elem_id=f"{tab}_open_folder", min_width=40, scale=0, size="sm")
+        save = gr.Button("💾 Save", elem_id=f"{tab}_save", size="sm", scale=1)
+        live = (gr.Checkbox(False, label="Live", info=LIVE_INFO, elem_id=f"{tab}_live", scale=3)
+                if tab in LIVE_TABS else None)
+    live_run = gr.Button("live", visible="hidden", elem_id=f"{tab}_live_run") if live is not None else None
+    return {"open_folder": open_folder, "save": save, "live": live, "live_run": live_run}
 
 
 def bind(results: Results) -> None:

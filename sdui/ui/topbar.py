@@ -45,19 +45,23 @@ class TopBar:
 def build(ctx: UIContext) -> TopBar:
     """Lay out the bar (call at the top of the Blocks)."""
     titles = _titles(ctx)
+    # Values from the options store (config.json); the Settings tab re-reads them at each page load.
     with gr.Row(equal_height=True):
         checkpoint = gr.Dropdown(titles, value=_current(ctx, titles), label="Stable Diffusion checkpoint",
                                  elem_id="checkpoint", scale=4)
         refresh = gr.Button("🔄", elem_id="refresh_checkpoints", min_width=40, scale=0)
-        vae = gr.Dropdown(vae_choices(ctx.manager.extras.vaes.list()), value=VAE_AUTOMATIC, label="SD VAE",
-                          elem_id="sd_vae", scale=2)
+        vae = gr.Dropdown(vae_choices(ctx.manager.extras.vaes.list()), value=vae_value(ctx),
+                          label="SD VAE", elem_id="sd_vae", scale=2)
         refresh_vae = gr.Button("🔄", elem_id="refresh_vae", min_width=40, scale=0)
-        clip_skip = gr.Slider(1, 12, value=1, step=1, label="Clip skip", elem_id="clip_skip", scale=2, min_width=140)
-        randn_source = gr.Dropdown(list(RNG_SOURCES), value="CPU", label="Random number source",
+        clip_skip = gr.Slider(1, 12, value=_option(ctx, "CLIP_stop_at_last_layers", 1), step=1,
+                              label="Clip skip", elem_id="clip_skip", scale=2, min_width=140)
+        randn_source = gr.Dropdown(list(RNG_SOURCES), value=_option(ctx, "randn_source", "CPU"),
+                                   label="Random number source",
                                    info="GPU: NVIDIA's numbers; CPU: the same on any machine", elem_id="randn_source",
                                    scale=2, min_width=170)
-        eta_noise_seed_delta = gr.Number(0, label="ENSD", precision=0, minimum=0, maximum=SEED_MAX,
-                                         elem_id="eta_noise_seed_delta", scale=1, min_width=70)
+        eta_noise_seed_delta = gr.Number(_option(ctx, "eta_noise_seed_delta", 0), label="ENSD", precision=0,
+                                         minimum=0, maximum=SEED_MAX, elem_id="eta_noise_seed_delta", scale=1,
+                                         min_width=70)
         status = gr.Markdown("", elem_id="model_status")
     banner = gr.Markdown(banner_text(ctx), visible=only_demo(ctx), elem_id="demo_banner")
     return TopBar(checkpoint=checkpoint, refresh=refresh, vae=vae, refresh_vae=refresh_vae, status=status,
@@ -80,7 +84,17 @@ def bind(ctx: UIContext, bar: TopBar) -> None:
 
     bar.refresh.click(refresh, bar.checkpoint, [bar.checkpoint, bar.banner, bar.status], queue=False,
                       api_visibility="private")
-    bar.checkpoint.input(status_text, bar.checkpoint, bar.status, queue=False, api_visibility="private")
+
+    def choose_checkpoint(title: str | None) -> str:
+        # As A1111: the choice becomes sd_model_checkpoint, kept for the next start.
+        if title and getattr(ctx, "options", None) is not None:
+            try:
+                ctx.options.update({"sd_model_checkpoint": title})
+            except OSError as e:
+                return f"{status_text(title)} (not kept for the next start: {e})"
+        return status_text(title)
+
+    bar.checkpoint.input(choose_checkpoint, bar.checkpoint, bar.status, queue=False, api_visibility="private")
     bar.refresh_vae.click(refresh_vae, bar.vae, [bar.vae, bar.status], queue=False, api_visibility="private")
 
 
@@ -132,7 +146,32 @@ def _titles(ctx: UIContext) -> list[str]:
     return [info.title for info in ctx.catalog.list()]
 
 
+def _option(ctx: UIContext, name: str, fallback):
+    options = getattr(ctx, "options", None)  # test doubles of UIContext may lack it
+    return options.get(name) if options is not None else fallback
+
+
+def checkpoint_value(ctx: UIContext) -> str | None:
+    """The checkpoint the dropdown starts on: the stored sd_model_checkpoint when installed, else the current one."""
+    return _current(ctx, _titles(ctx))
+
+
+def vae_value(ctx: UIContext) -> str:
+    """The VAE dropdown's choice for the stored sd_vae ("Automatic" when that VAE is gone)."""
+    name = _option(ctx, "sd_vae", VAE_AUTOMATIC)
+    return name if name in (VAE_AUTOMATIC, VAE_NONE) else vae_choice(ctx, name) or VAE_AUTOMATIC
+
+
 def _current(ctx: UIContext, titles: list[str]) -> str | None:
+    """The stored sd_model_checkpoint when it is installed, else the manager's current model."""
+    stored = _option(ctx, "sd_model_checkpoint", "")
+    if stored:
+        try:
+            title = ctx.catalog.find(stored).title
+        except (ModelNotFound, ValueError):
+            title = None
+        if title in titles:
+            return title
     try:
         return ctx.manager.info(None).title
     except ModelError:

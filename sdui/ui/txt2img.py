@@ -12,6 +12,7 @@ from sdui.ui import hires as hires_ui
 from sdui.ui import networks, run
 from sdui.ui import refiner as refiner_ui
 from sdui.ui import panel as panel_ui
+from sdui.ui import xyz as xyz_ui
 from sdui.ui.context import UIContext
 from sdui.ui.topbar import TopBar
 
@@ -20,7 +21,7 @@ def build(ctx: UIContext) -> panel_ui.Panel:
     """Lay out the tab (call inside gr.Tabs)."""
     with gr.Tab("txt2img", id="txt2img"):
         return panel_ui.build("txt2img", ctx.settings.outputs_dir, networks=partial(networks.build, ctx),
-                              below_steps=partial(below_steps, ctx))
+                              below_steps=partial(below_steps, ctx), bottom=partial(xyz_ui.build, "txt2img"))
 
 
 def below_steps(ctx: UIContext) -> dict[str, Any]:
@@ -30,7 +31,8 @@ def below_steps(ctx: UIContext) -> dict[str, Any]:
 
 def bind(ctx: UIContext, panel: panel_ui.Panel, bar: TopBar) -> None:
     """Wire Generate (api_name "txt2img"), Interrupt, the panel buttons, the hires size line, the refiner list."""
-    run.bind_tab(ctx, panel, bar, "txt2img", to_params, skip=("hires_size",))
+    run.bind_tab(ctx, panel, bar, "txt2img", to_params, skip=("hires_size", *xyz_ui.NOT_INPUTS))
+    xyz_ui.bind(ctx, "txt2img", panel.extras)
     f = panel.fields
     hires_ui.bind(f, panel.extras["hires_size"])
     bar.refresh.click(partial(hires_ui.refresh, ctx), [f["hr_upscaler"], f["hr_checkpoint"]],
@@ -38,6 +40,7 @@ def bind(ctx: UIContext, panel: panel_ui.Panel, bar: TopBar) -> None:
     refiner_ui.bind(ctx, panel, bar.refresh)
 
 
-def to_params(fields: dict[str, Any]) -> GenerationParams:
-    """Widget values by name → GenerationParams."""
-    return panel_ui.params_from_fields(refiner_ui.fields_for_params(fields), mode=Mode.TXT2IMG)
+def to_params(fields: dict[str, Any]) -> GenerationParams | xyz_ui.PlotParams:
+    """Widget values by name → GenerationParams (or the X/Y/Z plot over them, when it is the Script)."""
+    params = panel_ui.params_from_fields(refiner_ui.fields_for_params(fields), mode=Mode.TXT2IMG)
+    return xyz_ui.with_script(fields, params)

@@ -59,10 +59,11 @@ def api_stack(api_models_dir, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("api-run")
     # Its own extra-network folders (empty until a test drops files there), never the project's.
-    settings = Settings(api=True, ckpt_dir=api_models_dir, outputs_dir=root / "outputs", cache_dir=root / "cache",
-                        lora_dir=root / "Lora", lyco_dir=root / "LyCORIS", embeddings_dir=root / "embeddings",
-                        vae_dir=root / "VAE", esrgan_dir=root / "ESRGAN", realesrgan_dir=root / "RealESRGAN",
-                        swinir_dir=root / "SwinIR", dat_dir=root / "DAT", max_file_size_mb=2)
+    settings = Settings(api=True, data_dir=root, ckpt_dir=api_models_dir, outputs_dir=root / "outputs",
+                        cache_dir=root / "cache", lora_dir=root / "Lora", lyco_dir=root / "LyCORIS",
+                        embeddings_dir=root / "embeddings", vae_dir=root / "VAE", esrgan_dir=root / "ESRGAN",
+                        realesrgan_dir=root / "RealESRGAN", swinir_dir=root / "SwinIR", dat_dir=root / "DAT",
+                        max_file_size_mb=2)
     for folder in settings.network_dirs:
         folder.mkdir(parents=True)
     catalog = Catalog(settings.ckpt_dir, settings.cache_dir, exclude=settings.network_dirs)

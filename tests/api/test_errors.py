@@ -59,7 +59,7 @@ CASES = [
     ("txt2img", {**OK, "enable_hr": True, "hr_upscaler": "4x-Nothing"}, 400, "hr_upscaler"),
     ("txt2img", {**OK, "enable_hr": True, "hr_sampler_name": "Nope"}, 400, "hr_sampler_name"),
     ("txt2img", {**OK, "enable_hr": True, "hr_checkpoint_name": "no-such-model"}, 404, "hr_checkpoint_name"),
-    ("txt2img", {**OK, "script_name": "x/y/z plot"}, 400, "script_name"),
+    ("txt2img", {**OK, "script_name": "prompt matrix"}, 400, "script_name"),
     ("txt2img", {**OK, "alwayson_scripts": {"controlnet": {"args": [{}]}}}, 400, "alwayson_scripts"),
     ("txt2img", {**OK, "restore_faces": True}, 400, "restore_faces"),
     ("txt2img", {**OK, "tiling": True}, 400, "tiling"),

@@ -86,7 +86,8 @@ def test_flags_memory_and_empty_extras(api_server):
     assert flags["api_auth"] is None and flags["port"] == 7860
     memory = requests.get(api_server.api("memory"), timeout=30).json()
     assert memory["ram"]["total"] > memory["ram"]["free"] > 0 and isinstance(memory["cuda"], dict)
-    assert requests.get(api_server.api("scripts"), timeout=30).json() == {"txt2img": [], "img2img": []}
+    assert requests.get(api_server.api("scripts"), timeout=30).json() == {"txt2img": ["x/y/z plot"],
+                                                                          "img2img": ["x/y/z plot"]}
     for route in ("sd-vae", "script-info", "prompt-styles", "face-restorers"):
         assert requests.get(api_server.api(route), timeout=30).json() == [], route
     upscalers = requests.get(api_server.api("upscalers"), timeout=30).json()

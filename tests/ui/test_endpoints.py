@@ -33,7 +33,7 @@ def picture(tmp_path_factory) -> Path:
 
 
 def _images(result) -> list[Image.Image]:
-    _progress, _preview, gallery, infotext, data, _warnings = result
+    _progress, _preview, gallery, infotext, data, _warnings, _saved = result
     assert gallery, f"no images; infotext={infotext!r}"
     return [Image.open(item["image"]) for item in gallery]
 

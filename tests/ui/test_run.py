@@ -59,9 +59,10 @@ def finished_items(saved_paths: list[str]):
     result = Result(params=params, images=[Image.new("RGB", (8, 8)) for _ in range(2)], seeds=[5, 6],
                     subseeds=[0, 0], infotexts=["kept\nSeed: 5", "kept\nSeed: 6"],
                     warnings=["LoRA 'gone' not found in the LoRA folders (by name): not applied"])
-    job = SimpleNamespace(wait=lambda: result, save_error=None, saved_paths=saved_paths)
+    job = SimpleNamespace(wait=lambda: result, save_error=None, saved_paths=saved_paths, id="j1")
     results = SimpleNamespace(progress="progress", preview="preview", gallery="gallery", infotext="infotext",
-                              data="data", warnings="warnings", selected="selected", job="job")
+                              data="data", warnings="warnings", selected="selected", job="job", shown="shown",
+                              saved="saved")
     return _finished(job, results)
 
 
