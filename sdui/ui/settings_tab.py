@@ -20,8 +20,7 @@ from sdui.ui.context import UIContext
 TAB = "settings"
 NUMBER_SLIDER_SPAN = 1000  # wider ranges (seeds) get a number box instead of a slider
 # Top-bar widget -> the option it shows.
-BAR_OPTIONS = {"checkpoint": "sd_model_checkpoint", "vae": "sd_vae", "clip_skip": "CLIP_stop_at_last_layers",
-               "randn_source": "randn_source", "eta_noise_seed_delta": "eta_noise_seed_delta"}
+BAR_OPTIONS = topbar.OPTIONS  # the top bar's widgets and the options they show
 
 
 @dataclass

@@ -13,6 +13,7 @@ import gradio as gr
 from sdui.models.errors import ModelError, ModelNotFound
 from sdui.models.extras import VAE_AUTOMATIC, VAE_NONE
 from sdui.models.tiny import DEMO_NAME
+from sdui.options import OptionError
 from sdui.params import RNG_SOURCES, SEED_MAX
 from sdui.ui.context import UIContext
 
@@ -21,6 +22,12 @@ DEMO_BANNER = (
     "images. To make real pictures, put a Stable Diffusion checkpoint (`.safetensors`, or a diffusers "
     "folder) into `{ckpt_dir}` and press 🔄 next to the checkpoint list."
 )
+
+
+# The bar's widgets and the A1111 options they show. As A1111's quick settings, a choice made in the bar is kept
+# in config.json for the next start.
+OPTIONS = {"checkpoint": "sd_model_checkpoint", "vae": "sd_vae", "clip_skip": "CLIP_stop_at_last_layers",
+           "randn_source": "randn_source", "eta_noise_seed_delta": "eta_noise_seed_delta"}
 
 
 @dataclass
@@ -86,15 +93,17 @@ def bind(ctx: UIContext, bar: TopBar) -> None:
                       api_visibility="private")
 
     def choose_checkpoint(title: str | None) -> str:
-        # As A1111: the choice becomes sd_model_checkpoint, kept for the next start.
-        if title and getattr(ctx, "options", None) is not None:
-            try:
-                ctx.options.update({"sd_model_checkpoint": title})
-            except OSError as e:
-                return f"{status_text(title)} (not kept for the next start: {e})"
-        return status_text(title)
+        problem = keep_option(ctx, OPTIONS["checkpoint"], title)
+        return status_text(title) + (f" (not kept for the next start: {problem})" if problem else "")
 
     bar.checkpoint.input(choose_checkpoint, bar.checkpoint, bar.status, queue=False, api_visibility="private")
+    for name in ("vae", "clip_skip", "randn_source", "eta_noise_seed_delta"):
+        def keep(value, option: str = OPTIONS[name]):
+            problem = keep_option(ctx, option, value)
+            return f"Not kept for the next start: {problem}" if problem else gr.skip()
+
+        getattr(bar, name).input(keep, getattr(bar, name), bar.status, queue=False, api_visibility="private",
+                                 trigger_mode="always_last")
     bar.refresh_vae.click(refresh_vae, bar.vae, [bar.vae, bar.status], queue=False, api_visibility="private")
 
 
@@ -144,6 +153,20 @@ def status_text(title: str | None) -> str:
 
 def _titles(ctx: UIContext) -> list[str]:
     return [info.title for info in ctx.catalog.list()]
+
+
+def keep_option(ctx: UIContext, name: str, value) -> str | None:
+    """Store a choice made in the bar as option `name` (config.json); the reason when it could not be kept."""
+    options = getattr(ctx, "options", None)  # test doubles of UIContext may lack it
+    if options is None or value in (None, ""):
+        return None
+    if isinstance(value, float) and value.is_integer():  # sliders and number boxes send floats
+        value = int(value)
+    try:
+        options.update({name: value})
+    except (OptionError, OSError) as e:
+        return str(e)
+    return None
 
 
 def _option(ctx: UIContext, name: str, fallback):

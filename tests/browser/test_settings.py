@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,13 @@ def data_dir(tiny_model_dir, tmp_path_factory) -> Path:
 def first_run(data_dir):
     with running_app(data_dir / "models", data_dir) as (url, _outputs):
         yield url
+
+
+def wait_until_stored(data_dir: Path, name: str, value, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while stored(data_dir).get(name) != value:
+        assert time.monotonic() < deadline, f"{name} is {stored(data_dir).get(name)!r} in config.json, not {value!r}"
+        time.sleep(0.1)
 
 
 def open_page(browser, url):
@@ -83,21 +91,28 @@ def test_a_setting_survives_a_restart(browser, first_run, data_dir):
         assert number(page, "clip_skip") == "3"  # the top bar follows at once
         choose_option(page, "checkpoint", SECOND_MODEL)  # as A1111: the top bar's choice is sd_model_checkpoint
         page.wait_for_function("() => document.querySelector('#model_status').innerText.includes('loads')")
+        choose_option(page, "randn_source", "NV")  # the bar's other quick settings are kept too
+        page.locator("#eta_noise_seed_delta input").fill("31337")
+        wait_until_stored(data_dir, "eta_noise_seed_delta", 31337)
     finally:
         context.close()
     assert stored(data_dir) == {"CLIP_stop_at_last_layers": 3, "img2img_color_correction": True,
-                                "samples_format": "jpg", "sd_model_checkpoint": SECOND_MODEL}
+                                "samples_format": "jpg", "sd_model_checkpoint": SECOND_MODEL, "randn_source": "NV",
+                                "eta_noise_seed_delta": 31337}
 
     with running_app(data_dir / "models", data_dir) as (url, outputs):
         context, page = open_page(browser, url)
         try:
             assert number(page, "clip_skip") == "3"
             assert page.locator("#checkpoint input").input_value() == SECOND_MODEL
+            assert page.locator("#randn_source input").input_value() == "NV"
+            assert page.locator("#eta_noise_seed_delta input").input_value() == "31337"
             fill_small_txt2img(page, "kept after a restart")
             set_slider(page, "txt2img_steps", 1)
             page.locator("#txt2img_generate").click()
             infotext = wait_for_result(page, "txt2img")
             assert "Clip skip: 3" in infotext and f"Model: {SECOND_MODEL}" in infotext
+            assert "RNG: NV" in infotext and "ENSD: 31337" in infotext
             open_tab(page, "Settings")
             assert number(page, "setting_CLIP_stop_at_last_layers") == "3"
             assert page.locator("#setting_samples_format").get_by_label("jpg", exact=True).is_checked()
