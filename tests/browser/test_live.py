@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.browser.helpers import RESULT_TIMEOUT_MS, fill_small_txt2img, set_slider
+from tests.browser.helpers import RESULT_TIMEOUT_MS, fill_small_txt2img, gradient_picture, open_tab, set_slider, upload
 
 # Records every progress line the page shows, so the test sees each state the server reported.
 RECORD_PROGRESS_JS = """
@@ -97,3 +97,23 @@ def test_live_follows_the_slider_and_saves_only_on_save(page, server, shots):
     page.locator("#txt2img_saved").get_by_text("Already saved:").wait_for()
     assert _files(server.outputs) - before == new
     page.locator("#txt2img_live input").uncheck()
+
+
+def test_img2img_live_follows_the_denoising_slider_without_saving(page, server, tmp_path):
+    gradient_picture(tmp_path / "in.png")
+    open_tab(page, "img2img")
+    upload(page, "img2img_image", tmp_path / "in.png")
+    page.wait_for_function("() => document.querySelector('#img2img_width input[type=number]').value === '64'")
+    set_slider(page, "img2img_height", 64)
+    set_slider(page, "img2img_steps", 2)
+    page.locator("#img2img_prompt textarea").fill("live watercolor")
+    before = _files(server.outputs)
+    page.locator("#img2img_live input").check()
+    box = page.locator("#img2img_infotext textarea")
+    for strength in ("0.75", "0.5"):
+        if strength != "0.75":
+            set_slider(page, "img2img_denoising_strength", float(strength))
+        page.wait_for_function("([el, v]) => el.value.includes('Denoising strength: ' + v)",
+                               arg=[box.element_handle(), strength], timeout=RESULT_TIMEOUT_MS)
+        assert "live watercolor" in box.input_value() and "Steps: 2," in box.input_value()
+    assert _files(server.outputs) == before  # live images are not saved
