@@ -163,3 +163,25 @@ def test_sdxl_schedules_and_and_parts(tmp_path):
     plain = engine.run(base.replace(prompt="a cat"))
     assert np.abs(pixels(composed.images[0]) - pixels(plain.images[0])).max() > 5
     assert edited.images and not edited.warnings
+
+
+def test_a_schedule_between_texts_of_different_lengths_compiles_one_graph(engine, pipe):
+    """Every text of the schedule is padded to the same chunk count: a compiled UNet never sees a new shape."""
+    graphs = []
+
+    def counting_backend(graph_module, example_inputs):
+        graphs.append(1)
+        return graph_module.forward
+
+    long = "a red house, " * 25  # two chunks; "a cat" is one
+    eager = pipe.unet.forward
+    torch._dynamo.reset()
+    try:
+        pipe.unet.forward = torch.compile(eager, backend=counting_backend, fullgraph=True)
+        with unet_inputs(pipe) as calls:
+            engine.run(small(prompt=f"[a cat|{long}]", negative_prompt="[blurry::2]", sampler="Euler", steps=4))
+    finally:
+        pipe.unet.forward = eager
+        torch._dynamo.reset()
+    assert len({h.shape for h, _ in calls}) == 1 and len(calls) == 4
+    assert len(graphs) == 1, f"{len(graphs)} graphs for one schedule"
