@@ -24,7 +24,7 @@ SAVE_FORMATS = ("png", "jpg", "webp")
 # A1111's section ids and titles, in the order the Settings tab shows them.
 SECTIONS = {"saving-images": "Saving images/grids", "saving-paths": "Paths for saving", "sd": "Stable Diffusion",
             "sd_vae": "VAE", "upscaling": "Upscaling", "sampler-params": "Sampler parameters",
-            "ui": "Live previews"}
+            "ui": "Live previews", "compatibility": "Compatibility"}
 PREVIEW_AT_END = 10**9  # show_progress_every_n_steps -1 or 0: a preview only when the image is done
 
 
@@ -146,6 +146,11 @@ def option_table(settings: Settings) -> dict[str, Option]:
         Option("show_progress_every_n_steps", 5, "Live preview display period", "ui", int, minimum=-1, maximum=32,
                step=1, info="in sampling steps - show a new live preview every N sampling steps; -1 (or 0) = only "
                             "show after completion of the image"),
+        Option("use_old_scheduling", False, "Use old prompt editing timelines.", "compatibility", bool,
+               info="For [red:green:N]; old: If N < 1, it's a fraction of steps (and hires fix uses range from 0 to "
+                    "1), if N >= 1, it's an absolute number of steps; new: If N has a decimal point in it, it's a "
+                    "fraction of steps (and hires fix uses range from 1 to 2), othewise it's an absolute number of "
+                    "steps"),
     ]
     return {o.name: o for o in options}
 

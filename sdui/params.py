@@ -141,6 +141,8 @@ class GenerationParams:
     refiner_switch_at: float = 0.8  # the completed ratio at which it takes over, 0 < x <= 1 (1 = never)
     refiner_switch_by_steps: bool = False  # A1111's refiner_switch_by_sample_steps: ratio of steps, not of noise
     hires_refiner_pass: str = "second pass"  # with hires fix: which pass may switch (HIRES_REFINER_PASSES)
+    # A1111's use_old_scheduling option: prompt editing's `when` below 1 a fraction, else a step (and no hires timeline)
+    use_old_scheduling: bool = False
 
     def __post_init__(self) -> None:
         # Accept the enums' string values from JSON / widgets.
@@ -266,6 +268,8 @@ class GenerationParams:
                              f"got {self.refiner_switch_at}")
         if not isinstance(self.refiner_switch_by_steps, bool):
             raise ValueError(f"refiner_switch_by_steps must be true or false; got {self.refiner_switch_by_steps!r}")
+        if not isinstance(self.use_old_scheduling, bool):
+            raise ValueError(f"use_old_scheduling must be true or false; got {self.use_old_scheduling!r}")
         if self.hires_refiner_pass not in HIRES_REFINER_PASSES:
             raise ValueError(f"hires_refiner_pass must be one of {', '.join(map(repr, HIRES_REFINER_PASSES))}; "
                              f"got {self.hires_refiner_pass!r}")

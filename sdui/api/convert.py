@@ -39,7 +39,8 @@ _API_NAMES = {"batch_count": "n_iter", "sampler": "sampler_name", "schedule": "s
               "hires_refiner_pass": "override_settings.hires_fix_refiner_pass"}
 # The override_settings keys sdui applies; any other is named in the response's warnings.
 OVERRIDE_SETTINGS = ("sd_model_checkpoint", "sd_vae", "CLIP_stop_at_last_layers", "randn_source",
-                     "eta_noise_seed_delta", "refiner_switch_by_sample_steps", "hires_fix_refiner_pass")
+                     "eta_noise_seed_delta", "refiner_switch_by_sample_steps", "hires_fix_refiner_pass",
+                     "use_old_scheduling")
 DEFAULT_REFINER_SWITCH_AT = 0.8  # A1111's UI default, for a request with a refiner_checkpoint and no switch point
 _FILLS = (MaskedContent.FILL, MaskedContent.ORIGINAL, MaskedContent.LATENT_NOISE, MaskedContent.LATENT_NOTHING)
 _RESIZE_MODES = (ResizeMode.JUST_RESIZE, ResizeMode.CROP_AND_RESIZE, ResizeMode.RESIZE_AND_FILL)
@@ -240,12 +241,17 @@ def _common(req: ProcessingRequest, catalog: CatalogLike, defaults: dict[str, An
                                       "override_settings.randn_source")
     ensd = check_ensd(overrides.get("eta_noise_seed_delta", defaults["eta_noise_seed_delta"]),
                       "override_settings.eta_noise_seed_delta")
+    old_scheduling = overrides.get("use_old_scheduling", defaults["use_old_scheduling"])
+    if not isinstance(old_scheduling, bool):
+        raise ApiError(400, f"override_settings.use_old_scheduling must be true or false; got {old_scheduling!r}",
+                       "override_settings.use_old_scheduling")
     sampler, schedule = _sampler(req)
     return dict(prompt=req.prompt or "", negative_prompt=req.negative_prompt or "", checkpoint=checkpoint,
                 sampler=sampler, schedule=schedule, steps=req.steps, cfg_scale=req.cfg_scale, width=req.width,
                 height=req.height, seed=req.seed, subseed=req.subseed, subseed_strength=req.subseed_strength,
                 batch_size=req.batch_size, batch_count=req.n_iter, clip_skip=clip_skip, vae=vae,
-                randn_source=randn_source, eta_noise_seed_delta=ensd, **_refiner(req, catalog, overrides))
+                randn_source=randn_source, eta_noise_seed_delta=ensd, use_old_scheduling=old_scheduling,
+                **_refiner(req, catalog, overrides))
 
 
 # GenerationParams fields an infotext sets -> the request field (or override_settings key) that carries them.
@@ -270,7 +276,7 @@ _INFOTEXT_IMG2IMG_FIELDS = {
 _INFOTEXT_SETTINGS = {"checkpoint": "sd_model_checkpoint", "vae": "sd_vae", "clip_skip": "CLIP_stop_at_last_layers",
                       "randn_source": "randn_source", "eta_noise_seed_delta": "eta_noise_seed_delta",
                       "refiner_switch_by_steps": "refiner_switch_by_sample_steps",
-                      "hires_refiner_pass": "hires_fix_refiner_pass"}
+                      "hires_refiner_pass": "hires_fix_refiner_pass", "use_old_scheduling": "use_old_scheduling"}
 
 
 @dataclass
@@ -375,7 +381,7 @@ def txt2img_params(req: Txt2ImgRequest, catalog: CatalogLike, *, upscalers: Upsc
 
 def _with_defaults(given: dict[str, Any]) -> dict[str, Any]:
     defaults = {"checkpoint": None, "clip_skip": 1, "vae": "Automatic", "randn_source": "CPU",
-                "eta_noise_seed_delta": 0}
+                "eta_noise_seed_delta": 0, "use_old_scheduling": False}
     defaults.update({key: value for key, value in given.items() if key in defaults})
     return defaults
 

@@ -80,7 +80,7 @@ def _defaults(ctx: ApiContext) -> dict[str, Any]:
     with ctx.lock:
         return {"checkpoint": ctx.checkpoint, "clip_skip": ctx.clip_skip, "vae": ctx.vae,
                 "randn_source": ctx.randn_source, "eta_noise_seed_delta": ctx.eta_noise_seed_delta,
-                "vaes": ctx.manager.extras.vaes}
+                "use_old_scheduling": ctx.options.get("use_old_scheduling"), "vaes": ctx.manager.extras.vaes}
 
 
 def _with_infotext(ctx: ApiContext, req: Any, defaults: dict[str, Any]) -> convert.RequestInfotext:

@@ -88,11 +88,13 @@ class PassConditioning:
 
 
 def encode_pass(encode: Callable[[list[Chunk]], Encoded], tokenizer, prompt: str, negative_prompt: str, steps: int,
-                hires_steps: int | None = None, embeddings=None, used: set[str] | None = None) -> PassConditioning:
+                hires_steps: int | None = None, embeddings=None, used: set[str] | None = None,
+                use_old_scheduling: bool = False) -> PassConditioning:
     """Schedule both prompts over the pass, tokenize every distinct text once, pad them all to the same chunk
     count and `encode` each once. `hires_steps`: the hires pass of a job whose first pass has `steps`."""
-    parts = [(weight, schedule(text, steps, hires_steps)) for text, weight in composable_parts(prompt)]
-    negative = schedule(negative_prompt, steps, hires_steps)
+    parts = [(weight, schedule(text, steps, hires_steps, use_old_scheduling))
+             for text, weight in composable_parts(prompt)]
+    negative = schedule(negative_prompt, steps, hires_steps, use_old_scheduling)
     texts = dict.fromkeys(text for _, timeline in [*parts, (1.0, negative)] for _, text in timeline)
     chunks = {text: tokenize_chunks(tokenizer, text, embeddings) for text in texts}
     width = max(len(c) for c in chunks.values())

@@ -296,9 +296,11 @@ class _Run:
                                                            *self.timeline(hires_pass=True))
         return self._hires_conditioning
 
-    def timeline(self, hires_pass: bool = False) -> tuple[int, int | None]:
-        """(steps, hires_steps) that prompt editing counts in: the first pass's, or the hires pass's after it."""
-        return self.params.steps, self.params.hires_steps if hires_pass else None
+    def timeline(self, hires_pass: bool = False) -> tuple[int, int | None, bool]:
+        """(steps, hires_steps, use_old_scheduling) that prompt editing counts in: the first pass's, or the hires
+        pass's after it."""
+        p = self.params
+        return p.steps, p.hires_steps if hires_pass else None, p.use_old_scheduling
 
     def refiner_infotext(self) -> dict[str, object]:
         """A1111's refiner keys, written only when the refiner took over in some pass."""
@@ -366,14 +368,15 @@ def is_sdxl(pipe) -> bool:
 
 def encode_conditioning(pipe, prompt: str, negative_prompt: str, clip_skip: int = 1,
                         embeddings: EmbeddingSet | None = None, used: set[str] | None = None, steps: int = 1,
-                        hires_steps: int | None = None) -> PassConditioning:
+                        hires_steps: int | None = None, use_old_scheduling: bool = False) -> PassConditioning:
     """The prompts of a pass of `steps` (the hires pass after them: `hires_steps`), A1111-weighted, scheduled and
     split at AND, encoded by `pipe`'s text encoder(s) (SD1/SD2 and SDXL).
 
     `used` receives the names of the textual-inversion embeddings the prompts used.
     """
     encode, tokenizer = chunk_encoder(pipe, clip_skip)
-    return encode_pass(encode, tokenizer, prompt, negative_prompt, steps, hires_steps, embeddings, used)
+    return encode_pass(encode, tokenizer, prompt, negative_prompt, steps, hires_steps, embeddings, used,
+                       use_old_scheduling)
 
 
 def ti_hashes(embeddings: EmbeddingSet, used: set[str]) -> str:

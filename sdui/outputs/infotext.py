@@ -50,6 +50,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     # A1111 writes the refiner's keys when it switched (the first only when the setting is on, switch or not).
     "Refiner switch by sampling steps": ("refiner_switch_by_steps",), "Hires refiner": ("hires_refiner_pass",),
     "Refiner": ("refiner_checkpoint",), "Refiner switch at": ("refiner_switch_at",),
+    "Old prompt editing timelines": ("use_old_scheduling",),
     "Hashes": (),  # civitai's {"model": ..., "vae": ..., "lora:name": ...}: used to find the files by hash
     "Version": (),  # the program that made the picture; sdui writes its own
 }
@@ -183,6 +184,7 @@ def format_infotext(params: GenerationParams, *, seed: int, subseed: int, model_
         # A1111 writes it on every denoising step when its setting is on; the other refiner keys come from the
         # engine (`extra`), only when the refiner took over.
         "Refiner switch by sampling steps": True if params.refiner_switch_by_steps else None,
+        "Old prompt editing timelines": True if params.use_old_scheduling else None,
         **(_hires_values(params, sampler, schedule) if params.hires else {}),
     }
     values.update(extra or {})
@@ -317,6 +319,7 @@ def read_params(source: str | Mapping[str, Any], base: GenerationParams | None =
                           warnings)
     changes.update(hires)
     changes.update(_refiner_fields(info, warnings))
+    changes["use_old_scheduling"] = str(info.get("Old prompt editing timelines", "")).strip().lower() == "true"
     if "Inpaint area" in info:
         changes["inpaint_full_res"] = info["Inpaint area"] == "Only masked"
     if "Mask mode" in info:

@@ -229,6 +229,7 @@ def infotext_updates(ctx: UIContext, text: str, panel: panel_ui.Panel, bar: topb
     updates[bar.clip_skip] = params.clip_skip
     updates[bar.randn_source] = params.randn_source
     updates[bar.eta_noise_seed_delta] = params.eta_noise_seed_delta
+    updates[bar.use_old_scheduling] = params.use_old_scheduling
     if "enable_hr" in panel.fields:
         hires_ui.sent_updates(ctx, panel.fields, params, updates)
     if "refiner_checkpoint" in panel.fields:

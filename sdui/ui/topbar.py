@@ -27,7 +27,8 @@ DEMO_BANNER = (
 # The bar's widgets and the A1111 options they show. As A1111's quick settings, a choice made in the bar is kept
 # in config.json for the next start.
 OPTIONS = {"checkpoint": "sd_model_checkpoint", "vae": "sd_vae", "clip_skip": "CLIP_stop_at_last_layers",
-           "randn_source": "randn_source", "eta_noise_seed_delta": "eta_noise_seed_delta"}
+           "randn_source": "randn_source", "eta_noise_seed_delta": "eta_noise_seed_delta",
+           "use_old_scheduling": "use_old_scheduling"}
 
 
 @dataclass
@@ -41,12 +42,14 @@ class TopBar:
     clip_skip: gr.Slider
     randn_source: gr.Dropdown
     eta_noise_seed_delta: gr.Number
+    use_old_scheduling: gr.State  # a Settings-tab option every job reads (no widget here), set by a pasted infotext
 
     @property
     def fields(self) -> dict[str, gr.components.Component]:
         """The GenerationParams fields the bar sets for every tab's Generate (read only then)."""
         return {"checkpoint": self.checkpoint, "vae": self.vae, "clip_skip": self.clip_skip,
-                "randn_source": self.randn_source, "eta_noise_seed_delta": self.eta_noise_seed_delta}
+                "randn_source": self.randn_source, "eta_noise_seed_delta": self.eta_noise_seed_delta,
+                "use_old_scheduling": self.use_old_scheduling}
 
 
 def build(ctx: UIContext) -> TopBar:
@@ -73,7 +76,8 @@ def build(ctx: UIContext) -> TopBar:
     banner = gr.Markdown(banner_text(ctx), visible=only_demo(ctx), elem_id="demo_banner")
     return TopBar(checkpoint=checkpoint, refresh=refresh, vae=vae, refresh_vae=refresh_vae, status=status,
                   banner=banner, clip_skip=clip_skip, randn_source=randn_source,
-                  eta_noise_seed_delta=eta_noise_seed_delta)
+                  eta_noise_seed_delta=eta_noise_seed_delta,
+                  use_old_scheduling=gr.State(_option(ctx, "use_old_scheduling", False)))
 
 
 def bind(ctx: UIContext, bar: TopBar) -> None:

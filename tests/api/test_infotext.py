@@ -80,7 +80,8 @@ def test_override_settings_win_over_the_infotext_and_unknown_ones_are_warned(api
     assert parse_infotext(info["infotexts"][0])["Clip skip"] == "3"
     assert info["warnings"] == ["override_settings: samples_format, img2img_fix_steps: not applied: sdui applies "
                                 "only sd_model_checkpoint, sd_vae, CLIP_stop_at_last_layers, randn_source, "
-                                "eta_noise_seed_delta, refiner_switch_by_sample_steps, hires_fix_refiner_pass"]
+                                "eta_noise_seed_delta, refiner_switch_by_sample_steps, hires_fix_refiner_pass, "
+                                "use_old_scheduling"]
 
 
 def test_a_missing_model_and_extension_keys_are_warned_by_name(api_server):

@@ -87,3 +87,14 @@ def test_an_infotext_with_a_refiner_fills_the_request(api_server):
     info = json.loads(again.json()["info"])
     assert info["warnings"] == [] and info["infotexts"][0] == text
     assert again.json()["images"][0] == made.json()["images"][0]
+
+
+def test_override_settings_use_old_scheduling_reaches_the_job_and_its_infotext(api_server):
+    job = {**JOB, "prompt": "a [cat:dog:2.0]", "steps": 2}
+    plain = _post(api_server, "txt2img", job)
+    old = _post(api_server, "txt2img", {**job, "override_settings": {"use_old_scheduling": True}})
+    assert plain.status_code == old.status_code == 200, (plain.text, old.text)
+    assert "Old prompt editing timelines" not in json.loads(plain.json()["info"])["infotexts"][0]
+    assert "Old prompt editing timelines: True" in json.loads(old.json()["info"])["infotexts"][0]
+    bad = _post(api_server, "txt2img", {**job, "override_settings": {"use_old_scheduling": "yes"}})
+    assert bad.status_code == 400 and "use_old_scheduling" in bad.text

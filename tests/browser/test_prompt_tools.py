@@ -116,3 +116,27 @@ def test_the_token_counter_grows_past_75(page, server, shots):
     page.locator("#txt2img_neg_prompt textarea").fill("(blurry:1.4), ugly")
     page.wait_for_function("el => el.innerText.trim() === '3/75'", arg=negative.element_handle())
     page.screenshot(path=str(shots / "prompt_tools_counter.png"))
+
+
+def _set_old_timeline(page, on: bool) -> None:
+    open_tab(page, "Settings")
+    box = page.locator("#setting_use_old_scheduling input")
+    box.check() if on else box.uncheck()
+    page.locator("#settings_submit").click()
+    page.locator("#settings_result").get_by_text("use_old_scheduling").wait_for()
+    open_tab(page, "txt2img")
+
+
+def test_the_old_prompt_editing_timeline_from_the_settings_tab_reaches_the_job(page):
+    fill_small_txt2img(page, "a [cat:dog:2.0]")
+    _set_old_timeline(page, True)
+    try:
+        page.locator("#txt2img_generate").click()
+        assert "Old prompt editing timelines: True" in wait_for_result(page, "txt2img")
+    finally:
+        _set_old_timeline(page, False)  # the session's server keeps its config.json for the other tests
+    page.locator("#txt2img_prompt textarea").fill("a [cat:dog:3]")
+    page.locator("#txt2img_generate").click()
+    page.wait_for_function("() => document.querySelector('#txt2img_infotext textarea').value"
+                           ".startsWith('a [cat:dog:3]')")
+    assert "Old prompt editing" not in page.locator("#txt2img_infotext textarea").input_value()

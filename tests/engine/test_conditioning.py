@@ -185,3 +185,16 @@ def test_a_schedule_between_texts_of_different_lengths_compiles_one_graph(engine
         torch._dynamo.reset()
     assert len({h.shape for h, _ in calls}) == 1 and len(calls) == 4
     assert len(graphs) == 1, f"{len(graphs)} graphs for one schedule"
+
+
+def test_the_old_timeline_reads_2_0_as_a_step_and_says_so_in_the_infotext(engine, pipe):
+    seen = {}
+    for old in (False, True):
+        with unet_inputs(pipe) as calls:
+            result = engine.run(small(prompt="a [cat:dog:2.0]", negative_prompt="", sampler="Euler", steps=5,
+                                      use_old_scheduling=old))
+        cat = encoded(pipe, "a cat")
+        seen[old] = ["cat" if torch.allclose(positive_half(h), cat) else "dog" for h, _ in calls]
+        assert ("Old prompt editing timelines: True" in result.infotexts[0]) is old
+    assert seen[False] == ["cat"] * 5  # new timeline: 2.0 is a fraction (×5 steps): never within the pass
+    assert seen[True] == ["cat"] * 3 + ["dog"] * 2  # old: step 2, so calls 0…2

@@ -407,3 +407,14 @@ def test_a1111s_refiner_keys_become_params_and_their_absence_means_no_refiner():
     sent = read_params("x\nSteps: 20, Seed: 1, Denoising strength: 0.5, Hires upscale: 2, Hires upscaler: Latent, "
                        "Refiner: r, Hires refiner: first pass", GenerationParams(mode=Mode.IMG2IMG))
     assert any(w.startswith("Hires upscale, Hires upscaler, Hires refiner: not applied") for w in sent.warnings)
+
+
+def test_the_old_prompt_editing_timeline_is_written_only_when_on_and_read_back():
+    assert "Old prompt editing" not in _format(GenerationParams(prompt="[a:b:0.5]"))
+    text = _format(GenerationParams(prompt="[a:b:2.0]", use_old_scheduling=True))
+    assert "Old prompt editing timelines: True" in text
+    read = read_params(text)
+    assert read.warnings == [] and read.params.use_old_scheduling is True
+    # An infotext without the key was made on A1111's new timeline, whatever the tab had before.
+    assert read_params("x\nSteps: 20, Seed: 1", GenerationParams(use_old_scheduling=True)).params.use_old_scheduling \
+        is False

@@ -70,7 +70,7 @@ def test_a_pasted_civitai_infotext_sets_every_field_and_the_top_bar_and_says_wha
     assert fields["lora_hashes"] == {"detail": "0123456789ab"} and fields["enable_hr"] is False
     top = _values(updates, bar.fields)
     assert top == {"checkpoint": _current(ctx), "vae": "vae-ft-mse.safetensors", "clip_skip": 2, "randn_source": "NV",
-                   "eta_noise_seed_delta": 31337}
+                   "eta_noise_seed_delta": 31337, "use_old_scheduling": False}
     box = updates[panel.results.warnings]
     assert "ADetailer model" in box and "realisticVision_v51" in box and _current(ctx) in box
     assert box.count("<li>") == len(pasted.warnings) and updates[panel.results.pasted_warnings] == []
