@@ -81,3 +81,18 @@ def test_composable_parts(prompt, parts):
 
 def test_prompt_variants_lists_every_text_once():
     assert prompt_variants("a [cat|dog] AND [x:y:0.5]", 10) == ["a cat", "a dog", " x", " y"]
+
+
+def test_a_prompt_without_square_brackets_skips_the_parser(monkeypatch):
+    """Nothing can schedule without `[`; the Earley parse of a long run of `(word:1.2)` would take seconds."""
+    from sdui.engine import prompt_schedule
+
+    def no_parser():
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(prompt_schedule, "_parser", no_parser)
+    prompt_schedule._parse.cache_clear()
+    prompt = ", ".join(f"(word{i}:1.{i % 9})" for i in range(80)) + ", cat | dog"
+    assert schedule(prompt, 30) == [(30, prompt)]
+    with pytest.raises(AssertionError, match="parsed"):
+        schedule("a [cat:dog:2]", 4)
