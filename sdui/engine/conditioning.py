@@ -209,11 +209,19 @@ class Composer:
                                            "text_embeds": torch.cat([uncond_text, *(_rows(e.pooled, rows).to(text)
                                                                                   for _, e in parts)]),
                                            "time_ids": torch.cat([uncond_ids, *[cond_ids] * k])}
-        if isinstance(timestep, torch.Tensor) and timestep.dim() > 0 and timestep.shape[0] == sample.shape[0]:
-            uncond_t, cond_t = (timestep[:rows], timestep[rows:]) if cfg else (timestep, timestep)
-            timestep = torch.cat([uncond_t, *[cond_t] * k])
+        timestep = self._per_row(timestep, sample, rows, cfg, k)
+        if kwargs.get("timestep_cond") is not None:  # a guidance embedding (LCM): one row per image too
+            kwargs["timestep_cond"] = self._per_row(kwargs["timestep_cond"], sample, rows, cfg, k)
         self._layout = (rows, cfg, [w for w, _ in parts])
         return (torch.cat([uncond_sample, *[cond_sample] * k]), timestep, *args), kwargs
+
+    @staticmethod
+    def _per_row(value, sample: torch.Tensor, rows: int, cfg: bool, parts: int):
+        """A per-row input (timesteps, guidance embedding) for the composed batch; a scalar stays as it is."""
+        if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] != sample.shape[0]:
+            return value
+        uncond, cond = (value[:rows], value[rows:]) if cfg else (value, value)
+        return torch.cat([uncond, *[cond] * parts])
 
     def after(self, module, args: tuple, kwargs: dict, output):
         rows, cfg, weights = self._layout

@@ -198,3 +198,25 @@ def test_the_old_timeline_reads_2_0_as_a_step_and_says_so_in_the_infotext(engine
         assert ("Old prompt editing timelines: True" in result.infotexts[0]) is old
     assert seen[False] == ["cat"] * 5  # new timeline: 2.0 is a fraction (×5 steps): never within the pass
     assert seen[True] == ["cat"] * 3 + ["dog"] * 2  # old: step 2, so calls 0…2
+
+
+def test_the_composer_mixes_a1111s_way_and_spreads_per_image_inputs_over_its_batch():
+    """Without the pipeline's CFG (an LCM's guidance embedding), uncond rows are added and `timestep_cond` follows."""
+    from sdui.engine.conditioning import Composer, Encoded, PassConditioning, composing
+
+    class Unet(torch.nn.Module):
+        def forward(self, sample, timestep, encoder_hidden_states=None, timestep_cond=None, return_dict=False):
+            self.rows = (sample.shape[0], encoder_hidden_states.shape[0], timestep_cond.shape[0])
+            shift = encoder_hidden_states.mean(dim=(1, 2)) + timestep_cond.sum(-1)
+            return (sample + shift.view(-1, 1, 1, 1),)
+
+    embeds = {name: torch.full((1, 77, 8), value) for name, value in (("neg", 0.5), ("cat", 2.0), ("dog", -1.0))}
+    conditioning = PassConditioning([(1.0, [(9, Encoded(embeds["cat"]))]), (0.5, [(9, Encoded(embeds["dog"]))])],
+                                    [(9, Encoded(embeds["neg"]))])
+    unet, sample, guidance = Unet(), torch.zeros(2, 4, 8, 8), torch.full((2, 16), 0.25)
+    with composing(unet, Composer(conditioning, rows=2)):
+        out = unet(sample, torch.tensor(999), encoder_hidden_states=embeds["cat"].repeat(2, 1, 1),
+                   timestep_cond=guidance)[0]
+    assert unet.rows == (6, 6, 6)  # uncond + 2 parts, for each of the 2 images
+    u, cat, dog = 0.5 + 4.0, 2.0 + 4.0, -1.0 + 4.0
+    assert torch.allclose(out, torch.full((2, 4, 8, 8), u + 1.0 * (cat - u) + 0.5 * (dog - u)))
