@@ -36,6 +36,16 @@ def upload(page, elem_id: str, path) -> None:
     page.locator(f"#{elem_id} input[type=file]").first.set_input_files(str(path))
 
 
+def fill_small_img2img(page, picture, steps: int) -> None:
+    """img2img with a 64x64 gradient picture (written to `picture`; the size follows it) and `steps` steps."""
+    gradient_picture(picture)
+    open_tab(page, "img2img")
+    upload(page, "img2img_image", picture)
+    page.wait_for_function("() => document.querySelector('#img2img_width input[type=number]').value === '64'")
+    set_slider(page, "img2img_height", 64)
+    set_slider(page, "img2img_steps", steps)
+
+
 def wait_for_result(page, tab: str) -> str:
     """Wait until the tab shows a finished job's infotext; return it."""
     box = page.locator(f"#{tab}_infotext textarea")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.browser.helpers import RESULT_TIMEOUT_MS, fill_small_txt2img, gradient_picture, open_tab, set_slider, upload
+from tests.browser.helpers import RESULT_TIMEOUT_MS, fill_small_img2img, fill_small_txt2img, set_slider
 
 # Records every progress line the page shows, so the test sees each state the server reported.
 RECORD_PROGRESS_JS = """
@@ -100,12 +100,7 @@ def test_live_follows_the_slider_and_saves_only_on_save(page, server, shots):
 
 
 def test_img2img_live_follows_the_denoising_slider_without_saving(page, server, tmp_path):
-    gradient_picture(tmp_path / "in.png")
-    open_tab(page, "img2img")
-    upload(page, "img2img_image", tmp_path / "in.png")
-    page.wait_for_function("() => document.querySelector('#img2img_width input[type=number]').value === '64'")
-    set_slider(page, "img2img_height", 64)
-    set_slider(page, "img2img_steps", 2)
+    fill_small_img2img(page, tmp_path / "in.png", steps=2)
     page.locator("#img2img_prompt textarea").fill("live watercolor")
     before = _files(server.outputs)
     page.locator("#img2img_live input").check()

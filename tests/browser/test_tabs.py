@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from tests.browser.helpers import (editor_zoom, fill_small_txt2img, gallery_image, gradient_picture, open_tab,
-                                   save_with_parameters, set_slider, upload, upload_to_editor, wait_for_result)
+from tests.browser.helpers import (editor_zoom, fill_small_img2img, fill_small_txt2img, gallery_image, gradient_picture,
+                                   open_tab, save_with_parameters, set_slider, upload, upload_to_editor,
+                                   wait_for_result)
 
 
 def test_txt2img_prompt_and_steps_reach_the_saved_png(page, server, shots):
@@ -30,12 +31,7 @@ def test_txt2img_prompt_and_steps_reach_the_saved_png(page, server, shots):
 
 
 def test_img2img_upload_and_ctrl_enter_generate(page, shots, tmp_path):
-    gradient_picture(tmp_path / "in.png")
-    open_tab(page, "img2img")
-    upload(page, "img2img_image", tmp_path / "in.png")
-    page.wait_for_function("() => document.querySelector('#img2img_width input[type=number]').value === '64'")
-    set_slider(page, "img2img_height", 64)
-    set_slider(page, "img2img_steps", 3)
+    fill_small_img2img(page, tmp_path / "in.png", steps=3)
     prompt = page.locator("#img2img_prompt textarea")
     prompt.fill("watercolor")
     prompt.press("Control+Enter")
