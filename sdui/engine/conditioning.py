@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sdui.engine.prompt_schedule import composable_parts, schedule
+from sdui.engine.prompt_schedule import at_call, composable_parts, schedule
 from sdui.engine.prompts import Chunk, encode_chunks, encode_chunks_sdxl, tokenize_chunks, used_embeddings
 
 # The conditioning tensors a step callback may replace (those in the pipeline class's `_callback_tensor_inputs`);
@@ -34,12 +34,6 @@ class Encoded:
 
 
 Timeline = list[tuple[int, Encoded]]  # (last call, encoding) as prompt_schedule.schedule orders them
-
-
-def _at(timeline: Timeline, call: int) -> Encoded:
-    # As A1111: the first entry whose end is not before the call; past the end (second-order samplers make more
-    # calls than steps) A1111 falls back to the first entry, and so does sdui, for the same pixels.
-    return next((encoded for end, encoded in timeline if call <= end), timeline[0][1])
 
 
 @dataclass
@@ -65,10 +59,10 @@ class PassConditioning:
         return any(next((i for i, (end, _) in enumerate(t) if call <= end), 0) < len(t) - 1 for t in timelines)
 
     def parts_at(self, call: int) -> list[tuple[float, Encoded]]:
-        return [(weight, _at(timeline, call)) for weight, timeline in self.parts]
+        return [(weight, at_call(timeline, call)) for weight, timeline in self.parts]
 
     def negative_at(self, call: int) -> Encoded:
-        return _at(self.negative, call)
+        return at_call(self.negative, call)
 
     def at(self, call: int = 0) -> dict[str, torch.Tensor]:
         """The pipeline keyword arguments of call `call` (the first AND part as the positive prompt)."""
@@ -77,14 +71,6 @@ class PassConditioning:
         if positive.pooled is not None:
             kwargs.update(pooled_prompt_embeds=positive.pooled, negative_pooled_prompt_embeds=negative.pooled)
         return kwargs
-
-    @classmethod
-    def constant(cls, kwargs: dict[str, torch.Tensor]) -> PassConditioning:
-        """Fixed pipeline keyword arguments (e.g. a refiner's) as a one-entry schedule."""
-        end = 1 << 30
-        pos = Encoded(kwargs["prompt_embeds"], kwargs.get("pooled_prompt_embeds"))
-        neg = Encoded(kwargs["negative_prompt_embeds"], kwargs.get("negative_pooled_prompt_embeds"))
-        return cls([(1.0, [(end, pos)])], [(end, neg)])
 
 
 def encode_pass(encode: Callable[[list[Chunk]], Encoded], tokenizer, prompt: str, negative_prompt: str, steps: int,

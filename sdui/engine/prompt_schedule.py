@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import TypeVar
 
 import lark
 
@@ -37,6 +38,7 @@ _AND = re.compile(r"\bAND\b")
 _PART_WEIGHT = re.compile(r"^((?:\s|.)*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$")
 
 Schedule = list[tuple[int, str]]
+T = TypeVar("T")
 
 
 @lru_cache(maxsize=1)
@@ -109,9 +111,11 @@ def _text_at(node, step: int, timeline: _Timeline):
         yield from _text_at(child, step, timeline)
 
 
-def text_at(schedule_: Schedule, call: int) -> str:
-    """The text of the sampler's call `call` (0-based): the first entry with call <= end_step."""
-    return next((text for end, text in schedule_ if call <= end), schedule_[0][1])
+def at_call(timeline: list[tuple[int, T]], call: int) -> T:
+    """The entry of the sampler's call `call` (0-based) in a schedule (or its encodings): the first entry with
+    call <= end_step; past the end (second-order samplers make more calls than steps) A1111 falls back to the
+    first entry, and so does sdui, for the same pixels."""
+    return next((value for end, value in timeline if call <= end), timeline[0][1])
 
 
 def composable_parts(prompt: str) -> list[tuple[str, float]]:

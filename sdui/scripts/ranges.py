@@ -32,34 +32,26 @@ def join_values(values: list[str]) -> str:
 
 def expand_ints(text: str) -> list[int]:
     """Whole numbers and whole-number ranges: `1-5` -> 1..5, `1-10 (+2)` -> 1,3,..,9, `8-32 [4]` -> 8,16,24,32."""
-    out: list[int] = []
-    for value in split_values(text):
-        match = _RANGE.fullmatch(value)
-        if match is None:
-            out.append(_int(value))
-        elif match.group(4) is not None:
-            start, end, count = _int(match.group(1)), _int(match.group(2)), int(match.group(4))
-            out += [int(v) for v in _spaced(start, end, count, value)]
-        else:
-            start, end = _int(match.group(1)), _int(match.group(2))
-            step = _int(match.group(3)) if match.group(3) else (1 if end >= start else -1)
-            out += [int(v) for v in _stepped(start, end, step, value)]
-        _check_size(out, text)
-    return out
+    return [int(v) for v in _expand(text, _int)]
 
 
 def expand_floats(text: str) -> list[float]:
     """Decimals and ranges of them: `0.5-1 [3]` -> 0.5, 0.75, 1.0; `1-3 (+0.5)` -> 1, 1.5, 2, 2.5, 3."""
-    out: list[float] = []
+    return _expand(text, _float)
+
+
+def _expand(text: str, number) -> list:
+    """The values of a list of numbers and ranges, each read with `number` (`_int` or `_float`)."""
+    out: list = []
     for value in split_values(text):
         match = _RANGE.fullmatch(value)
         if match is None:
-            out.append(_float(value))
+            out.append(number(value))
         elif match.group(4) is not None:
-            out += _spaced(_float(match.group(1)), _float(match.group(2)), int(match.group(4)), value)
+            out += _spaced(number(match.group(1)), number(match.group(2)), int(match.group(4)), value)
         else:
-            start, end = _float(match.group(1)), _float(match.group(2))
-            step = _float(match.group(3)) if match.group(3) else (1.0 if end >= start else -1.0)
+            start, end = number(match.group(1)), number(match.group(2))
+            step = number(match.group(3)) if match.group(3) else (1 if end >= start else -1)
             out += _stepped(start, end, step, value)
         _check_size(out, text)
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sdui.engine.prompt_schedule import composable_parts, prompt_variants, schedule, text_at
+from sdui.engine.prompt_schedule import at_call, composable_parts, prompt_variants, schedule
 
 
 def alternating(first: str, second: str, period: int = 2, steps: int = 10) -> list[tuple[int, str]]:
@@ -63,8 +63,8 @@ def test_the_three_forms_and_nesting_and_escapes():
 
 def test_a_call_takes_the_first_entry_that_has_not_ended():
     timeline = schedule("a [b:3]", 10)
-    assert [text_at(timeline, call) for call in range(6)] == ["a "] * 4 + ["a b"] * 2
-    assert text_at(timeline, 25) == "a "  # past the end (second-order samplers), A1111 falls back to the first
+    assert [at_call(timeline, call) for call in range(6)] == ["a "] * 4 + ["a b"] * 2
+    assert at_call(timeline, 25) == "a "  # past the end (second-order samplers), A1111 falls back to the first
 
 
 @pytest.mark.parametrize("prompt, parts", [
